@@ -1,0 +1,43 @@
+"""Shared fixtures: synthetic data, the path to ../shared/data (skip when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gtlomics.datasets.synthetic import SyntheticDesign
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """Where the real public test data lives: $GTLOMICS_SHARED_DATA or ../shared/data."""
+    return Path(os.environ.get("GTLOMICS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real test data not found at {path}; set GTLOMICS_SHARED_DATA to use it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_design() -> SyntheticDesign:
+    """A small synthetic biology shared by the tests (6 clusters, 200 genes)."""
+    return SyntheticDesign.random(n_genes=200, n_clusters=6, n_modules=12, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(synthetic_design):
+    """300 unlabelled-style samples from the shared synthetic design (counts in .X)."""
+    return synthetic_design.sample(300, random_state=1)
+
+
+@pytest.fixture()
+def synthetic_fewshot(synthetic_design):
+    """12 samples, 6 treated vs 6 control, from one cluster: the few-shot shape."""
+    return synthetic_design.sample(12, clusters=[0], random_state=2)
