@@ -1,0 +1,113 @@
+"""Input handling of :class:`~gtlomics.classifier.GTLClassifier`: tables, labels, seeds, device.
+
+Functions here know nothing about the estimator's parameters beyond what they are passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from gtlomics.expression import (
+    GeneVocab,
+    PreparedExpression,
+    PreprocessingConfig,
+    prepare_expression,
+)
+
+__all__ = [
+    "Table",
+    "anndata_gene_ids",
+    "check_non_negative",
+    "child_seeds",
+    "encode_labels",
+    "is_anndata",
+    "plain_preprocessing",
+    "prepare",
+    "resolve_device",
+]
+
+
+@dataclass(frozen=True)
+class Table:
+    """Validated input: a non-negative numeric matrix, its gene ids and (for AnnData) its obs.
+
+    ``named`` is False for arrays whose columns carry no gene ids (placeholders ``x0, x1, ...``).
+    """
+
+    matrix: np.ndarray | sp.spmatrix  # (n_samples, n_features)
+    gene_ids: tuple[str, ...]
+    obs: pd.DataFrame | None
+    named: bool = True
+
+
+def prepare(table: Table, vocab: GeneVocab, config: PreprocessingConfig) -> PreparedExpression:
+    return prepare_expression(table.matrix, vocab, config, gene_ids=list(table.gene_ids))
+
+
+def plain_preprocessing(config: PreprocessingConfig) -> PreprocessingConfig:
+    """The settings that apply to a matrix already read (layer and gene column were used)."""
+    return replace(config, layer=None, gene_column=None)
+
+
+def is_anndata(X: Any) -> bool:
+    return type(X).__name__ == "AnnData" and hasattr(X, "var_names") and hasattr(X, "obs")
+
+
+def anndata_gene_ids(adata: Any, gene_column: str | None) -> tuple[str, ...]:
+    if gene_column is None:
+        return tuple(str(name) for name in adata.var_names)
+    if gene_column not in adata.var.columns:
+        raise ValueError(
+            f"gene_column={gene_column!r} is not a column of adata.var (columns: "
+            f"{list(adata.var.columns)}); pass one of those, or gene_column=None for var_names."
+        )
+    return tuple(str(name) for name in adata.var[gene_column])
+
+
+def check_non_negative(matrix: np.ndarray | sp.spmatrix, where: str) -> None:
+    data = matrix.data if sp.issparse(matrix) else matrix
+    if data.size and data.min() < 0:
+        raise ValueError(
+            f"Negative values in data passed to {where}: expression must be counts or "
+            "log1p-normalised values (>= 0). Did you pass z-scored or log-ratio data? Pass the "
+            "raw counts (e.g. layer='counts')."
+        )
+
+
+def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    classes, codes = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            f"Only one class ({classes[0]!r}) is present in the labels; a classifier needs at "
+            "least 2 classes. Check label_key / y."
+        )
+    counts = np.bincount(codes)
+    if counts.min() < 2:
+        single = classes[counts < 2].tolist()
+        raise ValueError(
+            f"Classes {single} have fewer than 2 labelled samples; every class needs at least "
+            "2. Add samples or merge/drop those classes."
+        )
+    return classes, codes
+
+
+def child_seeds(random_state: Any, n: int) -> list[int]:
+    if isinstance(random_state, np.random.RandomState):
+        random_state = int(random_state.randint(np.iinfo(np.int32).max))
+    children = np.random.SeedSequence(random_state).spawn(n)
+    return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in children]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available; use device='cpu'.")
+    return resolved

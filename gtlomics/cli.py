@@ -1,0 +1,249 @@
+"""``gtlomics`` command line: parsing only; the work happens in the library.
+
+Commands::
+
+    gtlomics demo [--out DIR] [--tiny]
+    gtlomics foundation build --input CORPUS.h5ad --out DIR [--preset small] ...
+    gtlomics evaluate --data X.h5ad --label-key KEY [--protocol kfold|loo|logo|cross] ...
+    gtlomics datasets list-osdr [--catalog TSV] [--tissue TEXT]
+    gtlomics datasets fetch-osdr OSD-105 --out OSD-105.h5ad [--base-url URL]
+
+``-q/--quiet`` (before the command) silences status lines and progress bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_ARMS = "logreg,linear_svm,random_forest,knn,scratch,pretrained,gtl"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 on success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    say = (lambda message: None) if args.quiet else _print
+    try:
+        args.handler(args, say)
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        print(f"gtlomics: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="gtlomics", description="Guided transfer learning for few-shot bulk RNA-seq."
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no status lines or bars")
+    commands = parser.add_subparsers(title="commands")
+    _add_demo(commands)
+    _add_foundation(commands)
+    _add_evaluate(commands)
+    _add_datasets(commands)
+    return parser
+
+
+def _add_demo(commands) -> None:
+    demo = commands.add_parser("demo", help="few-shot comparison on SYNTHETIC data (minutes)")
+    demo.add_argument("--out", default="gtlomics-report", help="report directory")
+    demo.add_argument("--seed", type=int, default=0, help="root seed")
+    demo.add_argument(
+        "--tiny", action="store_true", help="seconds-long preset for tests (results meaningless)"
+    )
+    demo.set_defaults(handler=_run_demo)
+
+
+def _add_foundation(commands) -> None:
+    foundation = commands.add_parser("foundation", help="build foundations")
+    actions = foundation.add_subparsers(title="actions")
+    build = actions.add_parser("build", help="pre-train, scout and save a foundation")
+    build.add_argument("--input", required=True, help="unlabelled corpus (.h5ad)")
+    build.add_argument("--out", help="directory (default: the user's default foundation)")
+    build.add_argument("--preset", default="small", choices=["tiny", "small", "default"])
+    build.add_argument("--layer", help="AnnData layer with counts (default .X)")
+    build.add_argument("--gene-column", help="var column with gene ids (default var_names)")
+    build.add_argument("--n-genes", type=int, help="vocabulary size (most variable genes)")
+    build.add_argument("--n-scouts", type=int, help="number of scouts / cousin tasks")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--checkpoint-dir", help="resumable checkpoints")
+    build.add_argument("--overwrite", action="store_true")
+    build.set_defaults(handler=_run_foundation_build)
+
+
+def _add_evaluate(commands) -> None:
+    evaluate = commands.add_parser("evaluate", help="compare arms on labelled data")
+    evaluate.add_argument("--data", required=True, help="labelled samples (.h5ad, raw counts)")
+    evaluate.add_argument("--label-key", required=True, help="obs column with the labels")
+    evaluate.add_argument("--classes", help="comma-separated classes to keep (default all)")
+    evaluate.add_argument("--protocol", default="kfold", choices=["kfold", "loo", "logo", "cross"])
+    evaluate.add_argument("--group-key", help="obs column of groups (logo, cross)")
+    evaluate.add_argument("--test-data", help="second .h5ad: cross-dataset, fit --data, test this")
+    evaluate.add_argument("--train-group", help="cross: group to fit on")
+    evaluate.add_argument("--test-group", help="cross: group to test on")
+    evaluate.add_argument("--n-splits", type=int, default=5)
+    evaluate.add_argument("--repeats", type=int, default=3, help="seeds")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--arms", default=DEFAULT_ARMS, help=f"comma-separated ({DEFAULT_ARMS})")
+    evaluate.add_argument("--foundation", help="foundation directory (default: user default)")
+    evaluate.add_argument("--n-genes", type=int, default=2000, help="baseline gene count")
+    evaluate.add_argument("--layer", help="AnnData layer with raw counts (default .X)")
+    evaluate.add_argument("--epochs", type=int, help="fine-tuning epochs of neural arms")
+    evaluate.add_argument("--out", default="gtlomics-report", help="report directory")
+    evaluate.set_defaults(handler=_run_evaluate)
+
+
+def _add_datasets(commands) -> None:
+    datasets = commands.add_parser("datasets", help="find and fetch real data")
+    actions = datasets.add_subparsers(title="actions")
+    listing = actions.add_parser("list-osdr", help="mouse RNA-seq studies in an OSDR catalogue")
+    listing.add_argument("--catalog", required=True, help="selected_sample_metadata.tsv(.gz)")
+    listing.add_argument("--tissue", help="keep studies whose material type contains this")
+    listing.add_argument("--min-flight", type=int, default=0)
+    listing.add_argument("--min-ground", type=int, default=0)
+    listing.set_defaults(handler=_run_list_osdr)
+    fetch = actions.add_parser("fetch-osdr", help="download one OSDR study as .h5ad")
+    fetch.add_argument("accession", help="e.g. OSD-105")
+    fetch.add_argument("--out", required=True, help="output .h5ad")
+    fetch.add_argument("--base-url", help="OSDR API root or a mirror (directory / file:// URL)")
+    fetch.add_argument("--cache-dir", help="download cache")
+    fetch.set_defaults(handler=_run_fetch_osdr)
+
+
+# --------------------------------------------------------------------------------- handlers
+
+
+def _run_demo(args, say: Callable[[str], None]) -> None:
+    from gtlomics.evaluation.demo import REAL_DATA_HINT, SYNTHETIC_BANNER, DemoConfig, run_demo
+
+    config = DemoConfig.tiny() if args.tiny else DemoConfig()
+    config = DemoConfig(**{**config.__dict__, "random_state": args.seed})
+    say(SYNTHETIC_BANNER)
+    outcome = run_demo(config, args.out, progress=not args.quiet, say=say)
+    _print_summary(outcome.result, say)
+    say(f"Report: {outcome.report.summary_md} (plots in {outcome.report.directory / 'plots'})")
+    say(SYNTHETIC_BANNER)
+    say(REAL_DATA_HINT)
+
+
+def _run_foundation_build(args, say) -> None:
+    import anndata as ad
+
+    from gtlomics.expression import PreprocessingConfig
+    from gtlomics.foundation import build_foundation, default_foundation_dir
+
+    corpus = ad.read_h5ad(args.input)
+    preprocessing = PreprocessingConfig(layer=args.layer, gene_column=args.gene_column)
+    say(f"Building a foundation ({args.preset}) on {corpus.n_obs} samples from {args.input}...")
+    foundation = build_foundation(
+        corpus,
+        preset=args.preset,
+        n_genes=args.n_genes,
+        n_scouts=args.n_scouts,
+        preprocessing=preprocessing,
+        corpus_description=f"{Path(args.input).name} ({corpus.n_obs} samples)",
+        random_state=args.seed,
+        progress=not args.quiet,
+        checkpoint_dir=args.checkpoint_dir,
+    )
+    out = Path(args.out) if args.out else default_foundation_dir()
+    saved = foundation.save(out, overwrite=args.overwrite)
+    say(f"Saved foundation to {saved}")
+
+
+def _run_evaluate(args, say) -> None:
+    import anndata as ad
+
+    from gtlomics.evaluation.data import concat_datasets
+    from gtlomics.evaluation.experiment import ExperimentSpec, resolve_foundation, run_experiment
+
+    adata = ad.read_h5ad(args.data)
+    spec = _experiment_spec(args)
+    if args.test_data:
+        train_name, test_name = Path(args.data).stem, Path(args.test_data).stem
+        adata = concat_datasets({train_name: adata, test_name: ad.read_h5ad(args.test_data)})
+        spec = ExperimentSpec(
+            **{
+                **spec.__dict__,
+                "protocol": "cross",
+                "group_key": "dataset",
+                "train_group": train_name,
+                "test_group": test_name,
+            }
+        )
+    arms = set(spec.arms) - {"logreg", "linear_svm", "random_forest", "knn", "scratch"}
+    foundation = resolve_foundation(args.foundation) if arms else None
+    say(f"Evaluating {', '.join(spec.arms)} on {adata.n_obs} samples of {args.data}...")
+    outcome = run_experiment(spec, adata, args.out, foundation=foundation, progress=not args.quiet)
+    _print_summary(outcome.result, say)
+    say(f"Report: {outcome.report.summary_md}")
+
+
+def _experiment_spec(args):
+    from gtlomics.evaluation.baselines import BaselineConfig
+    from gtlomics.evaluation.experiment import ExperimentSpec
+
+    gtl_params = {"layer": args.layer}
+    if args.epochs is not None:
+        gtl_params["epochs"] = args.epochs
+    return ExperimentSpec(
+        label_key=args.label_key,
+        arms=tuple(name.strip() for name in args.arms.split(",") if name.strip()),
+        classes=tuple(args.classes.split(",")) if args.classes else None,
+        protocol=args.protocol,
+        n_splits=args.n_splits,
+        group_key=args.group_key,
+        train_group=args.train_group,
+        test_group=args.test_group,
+        n_repeats=args.repeats,
+        random_state=args.seed,
+        baseline=BaselineConfig(n_genes=args.n_genes, layer=args.layer),
+        gtl_params=tuple(gtl_params.items()),
+        title=f"gtlomics evaluation of {Path(args.data).name} ({args.label_key})",
+    )
+
+
+def _run_list_osdr(args, say) -> None:
+    from gtlomics.datasets.osdr_catalog import list_osdr_studies
+
+    table = list_osdr_studies(
+        args.catalog, tissue=args.tissue, min_flight=args.min_flight, min_ground=args.min_ground
+    )
+    _print(table.to_string(index=False))
+
+
+def _run_fetch_osdr(args, say) -> None:
+    from gtlomics.datasets.osdr import load_osdr
+
+    options = {"cache_dir": args.cache_dir, "progress": not args.quiet}
+    if args.base_url:
+        options["base_url"] = args.base_url
+    adata = load_osdr(args.accession, **options)
+    adata.write_h5ad(args.out)
+    say(f"Wrote {adata.n_obs} samples × {adata.n_vars} genes to {args.out}")
+
+
+def _print_summary(result, say) -> None:
+    from gtlomics.evaluation.report import format_table, pooled_table, summary_table
+
+    say("\nScores per fold (mean ± sd over folds × repeats):")
+    say(format_table(summary_table(result)))
+    say("\nPooled out-of-fold scores (mean ± sd over repeats):")
+    say(format_table(pooled_table(result)))
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""Honest few-shot evaluation: protocols, baselines, GTL arms, paired comparisons, reports.
+
+Every arm is fitted on the same folds with the same per-fold seed; nothing is tuned on a test fold.
+
+Examples
+--------
+>>> from gtlomics.evaluation import StratifiedKFoldCV, baseline_arms, evaluate, summarize
+>>> X = np.random.default_rng(0).poisson(20, size=(20, 30))
+>>> y = np.repeat(["a", "b"], 10)
+>>> result = evaluate(baseline_arms(["logreg", "knn"]), X, y, protocol=StratifiedKFoldCV(2),
+...                   n_repeats=1, progress=False)
+>>> list(summarize(result).index)
+['logreg', 'knn']
+"""
+
+import numpy as np  # noqa: F401  (used by the doctest above)
+
+from gtlomics.evaluation.arms import (
+    ABLATION_NAMES,
+    BASELINE_NAMES,
+    GTL_ARM_NAMES,
+    Arm,
+    baseline_arms,
+    build_arms,
+    gtl_arms,
+    guide_mode_arms,
+    select_arms,
+)
+from gtlomics.evaluation.baselines import BaselineConfig, InnerCVLogisticRegression, make_baseline
+from gtlomics.evaluation.compare import (
+    PairedComparison,
+    paired_comparison,
+    pooled_scores,
+    summarize,
+)
+from gtlomics.evaluation.experiment import ExperimentOutcome, ExperimentSpec, run_experiment
+from gtlomics.evaluation.features import LogCPM, MostVariableGenes
+from gtlomics.evaluation.history import TrainingHistory
+from gtlomics.evaluation.metrics import METRICS, Predictions, score_predictions
+from gtlomics.evaluation.protocols import (
+    CrossDataset,
+    LeaveOneGroupOut,
+    LeaveOneOut,
+    Split,
+    StratifiedKFoldCV,
+    make_protocol,
+)
+from gtlomics.evaluation.report import Report, summary_markdown, write_report
+from gtlomics.evaluation.runner import EvaluationResult, evaluate
+
+__all__ = [
+    "ABLATION_NAMES",
+    "BASELINE_NAMES",
+    "GTL_ARM_NAMES",
+    "METRICS",
+    "Arm",
+    "BaselineConfig",
+    "CrossDataset",
+    "EvaluationResult",
+    "ExperimentOutcome",
+    "ExperimentSpec",
+    "InnerCVLogisticRegression",
+    "LeaveOneGroupOut",
+    "LeaveOneOut",
+    "LogCPM",
+    "MostVariableGenes",
+    "PairedComparison",
+    "Predictions",
+    "Report",
+    "Split",
+    "StratifiedKFoldCV",
+    "TrainingHistory",
+    "baseline_arms",
+    "build_arms",
+    "evaluate",
+    "gtl_arms",
+    "guide_mode_arms",
+    "make_baseline",
+    "make_protocol",
+    "paired_comparison",
+    "pooled_scores",
+    "run_experiment",
+    "score_predictions",
+    "select_arms",
+    "summarize",
+    "summary_markdown",
+    "write_report",
+]

@@ -1,0 +1,194 @@
+"""Evaluation protocols: how samples are split into training and test folds.
+
+A protocol is a frozen dataclass with ``splits(y, groups, seed) -> list[Split]``. Deterministic
+protocols (leave-one-out, leave-one-group-out, cross-dataset) give the same folds for every seed;
+repeated seeds then vary only the models' own randomness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+__all__ = [
+    "CrossDataset",
+    "LeaveOneGroupOut",
+    "LeaveOneOut",
+    "Protocol",
+    "Split",
+    "StratifiedKFoldCV",
+    "make_protocol",
+]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One train/test split.
+
+    Parameters
+    ----------
+    fold
+        Index of the split within its repeat.
+    train, test
+        Row indices of the training and test samples.
+    held_out
+        Name of the held-out group or dataset ("" when not grouped).
+    """
+
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+    held_out: str = ""
+
+
+@dataclass(frozen=True)
+class StratifiedKFoldCV:
+    """Stratified k-fold, reshuffled for every seed (repeat).
+
+    Parameters
+    ----------
+    n_splits
+        Number of folds; must not exceed the smallest class count.
+    """
+
+    n_splits: int = 5
+    needs_groups = False
+    varies_with_seed = True
+
+    @property
+    def name(self) -> str:
+        return f"stratified {self.n_splits}-fold CV"
+
+    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
+        """Return the folds of one repeat."""
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() < self.n_splits:
+            raise ValueError(
+                f"{self.n_splits}-fold CV needs at least {self.n_splits} samples per class; the "
+                f"smallest class has {counts.min()}. Lower n_splits or use leave-one-out."
+            )
+        cv = StratifiedKFold(self.n_splits, shuffle=True, random_state=seed)
+        pairs = cv.split(np.zeros(len(y)), y)
+        return [Split(i, train, test) for i, (train, test) in enumerate(pairs)]
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """Each sample is the test set once; metrics are pooled over the out-of-fold predictions."""
+
+    needs_groups = False
+    varies_with_seed = False
+
+    @property
+    def name(self) -> str:
+        return "leave-one-out"
+
+    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
+        """Return one split per sample."""
+        everyone = np.arange(len(y))
+        return [Split(i, np.delete(everyone, i), np.array([i])) for i in everyone]
+
+
+@dataclass(frozen=True)
+class LeaveOneGroupOut:
+    """Each group (study, mission, batch) is held out once.
+
+    Groups whose held-out samples are all of one class are still evaluated (accuracy is defined,
+    AUROC is not); the training set must contain every class.
+    """
+
+    needs_groups = True
+    varies_with_seed = False
+
+    @property
+    def name(self) -> str:
+        return "leave-one-group-out"
+
+    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
+        """Return one split per group with a training set that holds every class."""
+        groups = _require_groups(groups, self.name)
+        n_classes = len(np.unique(y))
+        splits = []
+        for name in _ordered_unique(groups):
+            test = np.flatnonzero(groups == name)
+            train = np.flatnonzero(groups != name)
+            if len(np.unique(y[train])) == n_classes:
+                splits.append(Split(len(splits), train, test, str(name)))
+        if not splits:
+            raise ValueError("No group can be held out with every class left in training.")
+        return splits
+
+
+@dataclass(frozen=True)
+class CrossDataset:
+    """Fit on one dataset, test on another (the OSD-105 → OSD-104 shape).
+
+    Parameters
+    ----------
+    train, test
+        Values of ``groups`` naming the training and the test dataset.
+    """
+
+    train: str
+    test: str
+    needs_groups = True
+    varies_with_seed = False
+
+    @property
+    def name(self) -> str:
+        return f"cross-dataset {self.train} → {self.test}"
+
+    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
+        """Return the single train-on-A, test-on-B split."""
+        groups = _require_groups(groups, self.name).astype(str)
+        train = np.flatnonzero(groups == self.train)
+        test = np.flatnonzero(groups == self.test)
+        for role, name, rows in (("train", self.train, train), ("test", self.test, test)):
+            if rows.size == 0:
+                raise ValueError(
+                    f"No sample has group {name!r} ({role}); groups are {_ordered_unique(groups)}."
+                )
+        return [Split(0, train, test, self.test)]
+
+
+Protocol = StratifiedKFoldCV | LeaveOneOut | LeaveOneGroupOut | CrossDataset
+
+
+def make_protocol(
+    name: str, *, n_splits: int = 5, train: str | None = None, test: str | None = None
+) -> Protocol:
+    """Build a protocol from its command-line name.
+
+    Parameters
+    ----------
+    name
+        ``"kfold"``, ``"loo"``, ``"logo"`` or ``"cross"``.
+    n_splits
+        Folds of ``"kfold"``.
+    train, test
+        Group values for ``"cross"``.
+    """
+    if name == "kfold":
+        return StratifiedKFoldCV(n_splits)
+    if name == "loo":
+        return LeaveOneOut()
+    if name == "logo":
+        return LeaveOneGroupOut()
+    if name == "cross":
+        if train is None or test is None:
+            raise ValueError("The cross protocol needs train= and test= group names.")
+        return CrossDataset(train, test)
+    raise ValueError(f"Unknown protocol {name!r}; choose kfold, loo, logo or cross.")
+
+
+def _require_groups(groups: np.ndarray | None, protocol: str) -> np.ndarray:
+    if groups is None:
+        raise ValueError(f"The {protocol} protocol needs groups=...; pass one label per sample.")
+    return np.asarray(groups)
+
+
+def _ordered_unique(values: np.ndarray) -> list:
+    _, first = np.unique(values, return_index=True)
+    return [values[i] for i in sorted(first)]

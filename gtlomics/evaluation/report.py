@@ -1,0 +1,244 @@
+"""Write an evaluation to a report directory: CSV tables, a markdown summary and plots.
+
+Layout::
+
+    DIR/results.csv       one row per (repeat, fold, arm)
+    DIR/pooled.csv        pooled out-of-fold scores per (repeat, arm)
+    DIR/predictions.csv   one row per test prediction
+    DIR/summary.md        mean ± sd per arm, paired comparison, notes
+    DIR/plots/*.png       scores per arm, learning curves, guide values, cousin-task map
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from gtlomics.evaluation.compare import (
+    PairedComparison,
+    paired_comparison,
+    pooled_scores,
+    summarize,
+)
+from gtlomics.evaluation.metrics import METRICS
+from gtlomics.evaluation.runner import EvaluationResult
+
+__all__ = ["Report", "format_table", "summary_markdown", "write_report"]
+
+_HEADERS = {
+    "auroc": "AUROC",
+    "balanced_accuracy": "balanced acc.",
+    "accuracy": "accuracy",
+    "log_loss": "log-loss",
+    "fit_seconds": "fit s",
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Paths of a written report."""
+
+    directory: Path
+    results_csv: Path
+    pooled_csv: Path
+    predictions_csv: Path
+    summary_md: Path
+    plots: tuple[Path, ...]
+
+
+def write_report(
+    result: EvaluationResult,
+    directory: str | Path,
+    *,
+    title: str = "gtlomics evaluation",
+    data_note: str = "",
+    challenger: str = "gtl",
+    guides=None,
+    extra_plots: Sequence[tuple[str, Callable]] = (),
+) -> Report:
+    """Write tables, ``summary.md`` and plots of ``result`` into ``directory``.
+
+    Parameters
+    ----------
+    result
+        What :func:`~gtlomics.evaluation.evaluate` returned.
+    directory
+        Created if needed; existing files of the same names are replaced.
+    title
+        First heading of the summary.
+    data_note
+        A paragraph about the data (say SYNTHETIC when it is).
+    challenger
+        Arm compared against the best baseline.
+    guides
+        Optional ``GuideValues`` (or mapping) of the foundation, for the guide-value plot.
+    extra_plots
+        ``(file stem, callable returning a Figure)`` pairs, e.g. the cousin-task map.
+    """
+    directory = Path(directory)
+    (directory / "plots").mkdir(parents=True, exist_ok=True)
+    pooled = pooled_scores(result)
+    paths = {
+        "results_csv": directory / "results.csv",
+        "pooled_csv": directory / "pooled.csv",
+        "predictions_csv": directory / "predictions.csv",
+        "summary_md": directory / "summary.md",
+    }
+    result.scores.to_csv(paths["results_csv"], index=False)
+    pooled.to_csv(paths["pooled_csv"], index=False)
+    result.predictions.to_csv(paths["predictions_csv"], index=False)
+    plots = _write_plots(result, pooled, directory / "plots", guides, extra_plots)
+    text = summary_markdown(result, title=title, data_note=data_note, challenger=challenger)
+    text += _plots_section(plots, directory)
+    paths["summary_md"].write_text(text, encoding="utf-8")
+    return Report(directory=directory, plots=tuple(plots), **paths)
+
+
+def summary_markdown(
+    result: EvaluationResult, *, title: str, data_note: str = "", challenger: str = "gtl"
+) -> str:
+    """The markdown summary: setup, per-fold and pooled tables, the paired comparison, notes."""
+    n_units = result.scores.groupby(["repeat", "fold"]).ngroups
+    lines = [f"# {title}", ""]
+    if data_note:
+        lines += [data_note, ""]
+    lines += [
+        f"Protocol: {result.protocol}; {result.scores['repeat'].nunique()} repeat(s), "
+        f"{n_units} fold fits per arm; root seed {result.random_state}; positive class "
+        f"`{result.classes[-1]}`.",
+        "",
+        "## Scores per fold (mean ± sd over folds × repeats)",
+        "",
+        format_table(summary_table(result)),
+        "",
+        "## Pooled out-of-fold scores (mean ± sd over repeats)",
+        "",
+        format_table(pooled_table(result)),
+        "",
+        "## Paired comparison against the best baseline",
+        "",
+        *_comparison_lines(result, challenger),
+        "",
+        "## Notes",
+        "",
+        *[f"- {note}" for note in result.notes],
+        "- log-loss is blank for arms without probabilities (linear SVM); their AUROC uses the "
+        "decision function.",
+        "",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def summary_table(result: EvaluationResult) -> pd.DataFrame:
+    """Per-arm ``mean ± sd`` strings of the per-fold metrics and fit time."""
+    summary = summarize(result)
+    kinds = result.arm_kinds()
+    rows = []
+    for arm in summary.index:
+        row = {"arm": arm, "kind": kinds[arm]}
+        for metric in [*METRICS, "fit_seconds"]:
+            row[_HEADERS[metric]] = _mean_sd(
+                summary.loc[arm, (metric, "mean")], summary.loc[arm, (metric, "sd")]
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pooled_table(result: EvaluationResult) -> pd.DataFrame:
+    """Per-arm ``mean ± sd`` over repeats of the pooled out-of-fold metrics."""
+    pooled = pooled_scores(result)
+    grouped = pooled.groupby("arm", sort=False)[list(METRICS)]
+    means, sds = grouped.mean(), grouped.std(ddof=1)
+    rows = []
+    for arm in means.index:
+        row = {"arm": arm}
+        for metric in METRICS:
+            row[_HEADERS[metric]] = _mean_sd(means.loc[arm, metric], sds.loc[arm, metric])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub markdown table (no extra dependency)."""
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _mean_sd(mean: float, sd: float) -> str:
+    if pd.isna(mean):
+        return "–"
+    return f"{mean:.3f}" if pd.isna(sd) else f"{mean:.3f} ± {sd:.3f}"
+
+
+def _comparison_lines(result: EvaluationResult, challenger: str) -> list[str]:
+    lines = []
+    for metric in ("auroc", "accuracy", "log_loss"):
+        comparison = paired_comparison(result, arm=challenger, metric=metric)
+        if comparison is not None:
+            lines.append(_describe(comparison))
+    if not lines:
+        lines.append(f"No `{challenger}` arm or no baseline in this evaluation: nothing to pair.")
+    lines.append(
+        "\nThe best baseline is the one with the best mean score on these same units; choosing it "
+        "after the fact favours the baseline."
+    )
+    return lines
+
+
+def _describe(c: PairedComparison) -> str:
+    better = "lower" if c.metric == "log_loss" else "higher"
+    return (
+        f"- **{c.arm} vs {c.baseline}** ({_HEADERS[c.metric]}, {better} is better; "
+        f"{c.n_pairs} paired {c.unit}s): mean difference {c.mean_difference:+.3f}"
+        f" (sd {c.sd_difference:.3f}); wins/ties/losses {c.wins}/{c.ties}/{c.losses}; "
+        f"sign test p = {c.sign_test_p:.3g}; Wilcoxon p = {c.wilcoxon_p:.3g}. "
+        f"Verdict: **{verdict(c)}**."
+    )
+
+
+def verdict(comparison: PairedComparison, alpha: float = 0.05) -> str:
+    """``"win"``, ``"loss"`` or ``"tie (no significant difference)"`` from the sign test."""
+    significant = comparison.sign_test_p < alpha
+    if significant and comparison.wins > comparison.losses:
+        return f"{comparison.arm} wins"
+    if significant and comparison.losses > comparison.wins:
+        return f"{comparison.arm} loses"
+    return "tie (no significant difference)"
+
+
+def _write_plots(result, pooled, folder: Path, guides, extra_plots) -> list[Path]:
+    from gtlomics.plotting.evaluation import plot_learning_curves, plot_scores
+    from gtlomics.plotting.guides import plot_guide_distributions
+
+    arms = [name for name, _, _ in result.arms]
+    figures: list[tuple[str, Callable]] = []
+    if result.scores["auroc"].notna().any():
+        figures.append(("scores_auroc", lambda: plot_scores(result.scores, "auroc", arms=arms)))
+    title = "pooled out-of-fold AUROC per arm (dots: repeats)"
+    figures.append(("pooled_auroc", lambda: plot_scores(pooled, "auroc", arms=arms, title=title)))
+    figures.append(("scores_accuracy", lambda: plot_scores(result.scores, "accuracy", arms=arms)))
+    if result.histories:
+        figures.append(("learning_curves", lambda: plot_learning_curves(result.histories)))
+    if guides is not None:
+        figures.append(("guide_values", lambda: plot_guide_distributions(guides)))
+    figures.extend(extra_plots)
+    paths = []
+    for stem, make in figures:
+        path = folder / f"{stem}.png"
+        make().savefig(path, dpi=110)
+        paths.append(path)
+    return paths
+
+
+def _plots_section(plots: Sequence[Path], directory: Path) -> str:
+    if not plots:
+        return ""
+    lines = ["## Plots", ""]
+    lines += [f"![{path.stem}]({path.relative_to(directory).as_posix()})" for path in plots]
+    return "\n".join(lines) + "\n"

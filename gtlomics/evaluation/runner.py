@@ -1,0 +1,250 @@
+"""Run every arm on the same folds and collect a tidy table of scores and predictions.
+
+Seeds: ``random_state`` → ``SeedSequence.spawn(n_repeats)``; each repeat spawns one seed for its
+folds and one per fold for the models, so every arm sees the same split and the same model seed.
+Nothing about a test fold is used to fit or tune anything: arms tune themselves on their training
+fold only (inner CV), and neural arms train on a schedule fixed in advance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from gtlomics.evaluation.arms import Arm
+from gtlomics.evaluation.history import TrainingHistory, history_frame
+from gtlomics.evaluation.metrics import METRICS, Predictions, score_predictions
+from gtlomics.evaluation.protocols import Protocol, Split
+
+__all__ = ["EvaluationResult", "evaluate", "sample_ids", "take_rows"]
+
+SELECTION_NOTE = (
+    "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
+    "tune C on their training fold (inner CV); neural arms train for a fixed schedule."
+)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Everything one evaluation produced.
+
+    Attributes
+    ----------
+    scores
+        One row per (repeat, fold, arm): ``arm``, ``kind``, ``repeat``, ``fold``, ``held_out``,
+        ``seed``, ``n_train``, ``n_test``, the :data:`~gtlomics.evaluation.metrics.METRICS` and
+        ``fit_seconds``.
+    predictions
+        One row per (repeat, fold, arm, test sample): ``sample``, ``y_true``, ``y_pred``, ``score``
+        (positive-class probability or decision value) and ``proba:<class>`` columns.
+    histories
+        Training histories of the neural arms (diagnostic only).
+    classes
+        Sorted class labels; the last one is the positive class of AUROC.
+    protocol
+        Human-readable protocol name.
+    arms
+        ``(name, kind, description)`` of each arm, in evaluation order.
+    random_state
+        Seed the whole evaluation was derived from.
+    """
+
+    scores: pd.DataFrame
+    predictions: pd.DataFrame
+    histories: list[TrainingHistory]
+    classes: np.ndarray
+    protocol: str
+    arms: tuple[tuple[str, str, str], ...]
+    random_state: int
+    notes: tuple[str, ...] = field(default=(SELECTION_NOTE,))
+
+    def arm_kinds(self) -> dict[str, str]:
+        """Map arm name → ``"baseline"`` or ``"neural"``."""
+        return {name: kind for name, kind, _ in self.arms}
+
+
+def evaluate(
+    arms: Sequence[Arm],
+    X,
+    y,
+    *,
+    protocol: Protocol,
+    groups=None,
+    n_repeats: int = 3,
+    random_state: int = 0,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Fit and score every arm on the same folds, repeated over seeds.
+
+    Parameters
+    ----------
+    arms
+        The arms to compare (unique names).
+    X
+        AnnData, DataFrame or array, samples in rows; passed to every arm as it is (subset).
+    y
+        One label per sample.
+    protocol
+        A protocol from :mod:`gtlomics.evaluation.protocols`.
+    groups
+        One group per sample (study, dataset), for grouped protocols.
+    n_repeats
+        Number of seeds; each repeat reshuffles the folds (where the protocol is random) and
+        reseeds every model.
+    random_state
+        Root seed.
+    progress
+        Show a progress bar over folds.
+
+    Returns
+    -------
+    EvaluationResult
+
+    Examples
+    --------
+    >>> from gtlomics.evaluation import StratifiedKFoldCV, baseline_arms
+    >>> X = np.random.default_rng(0).poisson(20, size=(20, 30))
+    >>> y = np.repeat(["a", "b"], 10)
+    >>> result = evaluate(baseline_arms(["knn"]), X, y, protocol=StratifiedKFoldCV(2),
+    ...                   n_repeats=1, progress=False)
+    >>> len(result.scores)
+    2
+    """
+    y = np.asarray(y)
+    _check_inputs(arms, X, y, groups, protocol)
+    groups = None if groups is None else np.asarray(groups)
+    ids = sample_ids(X)
+    plan = _plan(protocol, y, groups, n_repeats, random_state)
+    scores, predictions, histories = [], [], []
+    with tqdm(total=len(plan), desc="folds", disable=not progress, unit="fold") as bar:
+        for repeat, seed, split in plan:
+            X_train, X_test = take_rows(X, split.train), take_rows(X, split.test)
+            for arm in arms:
+                record, frame, history = _run_arm(
+                    arm, X_train, y[split.train], X_test, y[split.test], seed
+                )
+                keys = {"arm": arm.name, "repeat": repeat, "fold": split.fold}
+                scores.append({**keys, "kind": arm.kind, "held_out": split.held_out, **record})
+                predictions.append(frame.assign(**keys, sample=ids[split.test]))
+                if history is not None:
+                    histories.append(TrainingHistory(arm.name, repeat, split.fold, history))
+            bar.update(1)
+    return EvaluationResult(
+        scores=_order_scores(pd.DataFrame(scores)),
+        predictions=pd.concat(predictions, ignore_index=True),
+        histories=histories,
+        classes=np.unique(y),
+        protocol=protocol.name,
+        arms=tuple((arm.name, arm.kind, arm.description) for arm in arms),
+        random_state=int(random_state),
+    )
+
+
+def _plan(protocol, y, groups, n_repeats: int, random_state: int) -> list[tuple[int, int, Split]]:
+    """Every (repeat, model seed, split) to run, in order."""
+    plan = []
+    for repeat, child in enumerate(np.random.SeedSequence(random_state).spawn(n_repeats)):
+        split_seq, model_seq = child.spawn(2)
+        splits = protocol.splits(y, groups, _int_seed(split_seq))
+        for split, fold_seq in zip(splits, model_seq.spawn(len(splits)), strict=True):
+            plan.append((repeat, _int_seed(fold_seq), split))
+    return plan
+
+
+def _run_arm(arm: Arm, X_train, y_train, X_test, y_test, seed: int):
+    estimator = arm.build(seed)
+    with _thread_limit(arm.blas_threads):
+        start = time.perf_counter()
+        estimator.fit(X_train, y_train)
+        fit_seconds = time.perf_counter() - start
+        predictions = _predict(estimator, X_test, y_test)
+    record = {
+        "seed": seed,
+        "n_train": len(y_train),
+        "n_test": len(y_test),
+        **score_predictions(predictions),
+        "fit_seconds": fit_seconds,
+    }
+    history = getattr(estimator, "history_", None)
+    return record, _prediction_frame(predictions), history_frame(history)
+
+
+def _thread_limit(blas_threads: int | None):
+    if blas_threads is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=blas_threads, user_api="blas")
+
+
+def _predict(estimator, X_test, y_test) -> Predictions:
+    classes = np.asarray(estimator.classes_)
+    proba = estimator.predict_proba(X_test) if hasattr(estimator, "predict_proba") else None
+    decision = None
+    if proba is None and hasattr(estimator, "decision_function") and len(classes) == 2:
+        decision = np.asarray(estimator.decision_function(X_test), dtype=float)
+    y_pred = np.asarray(estimator.predict(X_test))
+    return Predictions(np.asarray(y_test), y_pred, proba, decision, classes)
+
+
+def _prediction_frame(predictions: Predictions) -> pd.DataFrame:
+    score = predictions.positive_score()
+    frame = pd.DataFrame(
+        {
+            "y_true": predictions.y_true,
+            "y_pred": predictions.y_pred,
+            "score": np.full(len(predictions.y_true), np.nan) if score is None else score,
+        }
+    )
+    if predictions.proba is not None:
+        for j, label in enumerate(predictions.classes):
+            frame[f"proba:{label}"] = predictions.proba[:, j]
+    return frame
+
+
+def _order_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    front = ["arm", "kind", "repeat", "fold", "held_out", "seed", "n_train", "n_test"]
+    return scores[front + list(METRICS) + ["fit_seconds"]]
+
+
+def _check_inputs(arms: Sequence[Arm], X, y: np.ndarray, groups, protocol) -> None:
+    names = [arm.name for arm in arms]
+    if not names:
+        raise ValueError("No arms to evaluate; pass at least one Arm.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"Arm names must be unique, got {names}.")
+    if len(y) != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {len(y)} labels.")
+    if len(np.unique(y)) < 2:
+        raise ValueError("y has a single class; a classifier needs at least two.")
+    if groups is not None and len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} entries for {len(y)} samples.")
+    if protocol.needs_groups and groups is None:
+        raise ValueError(f"The {protocol.name} protocol needs groups=...; one per sample.")
+
+
+def _int_seed(seq: np.random.SeedSequence) -> int:
+    return int(seq.generate_state(1)[0])
+
+
+def take_rows(X, rows: np.ndarray):
+    """Rows ``rows`` of an AnnData (copied), DataFrame or array-like."""
+    if hasattr(X, "obs") and hasattr(X, "layers"):
+        return X[rows].copy()
+    if isinstance(X, pd.DataFrame):
+        return X.iloc[rows]
+    return X[rows]
+
+
+def sample_ids(X) -> np.ndarray:
+    """Sample names of an AnnData or DataFrame, or ``0..n-1`` as strings."""
+    if hasattr(X, "obs_names"):
+        return np.asarray(X.obs_names, dtype=object)
+    if isinstance(X, pd.DataFrame):
+        return np.asarray(X.index.astype(str), dtype=object)
+    return np.asarray([str(i) for i in range(X.shape[0])], dtype=object)

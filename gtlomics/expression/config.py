@@ -1,0 +1,76 @@
+"""Preprocessing settings shared by every entry point of the expression layer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+__all__ = ["LOG_SCALE_MAX", "InputScale", "PreprocessingConfig"]
+
+InputScale = Literal["counts", "log1p", "auto"]
+
+#: Largest value a log-scaled matrix is expected to reach. ``log1p`` of one billion reads is 20.7
+#: and log2 of it 29.9, while bulk RNA-seq counts (or CPM) of real libraries exceed this easily.
+LOG_SCALE_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    """How raw input becomes the log1p-normalised matrix the encoder sees.
+
+    Parameters
+    ----------
+    layer
+        AnnData layer holding the values; ``None`` reads ``.X``.
+    gene_column
+        Column of ``adata.var`` holding gene ids; ``None`` uses ``var_names``.
+    target_sum
+        Library size every sample is scaled to before ``log1p``. The default ``1e6`` gives
+        log1p-CPM, the scale on which logistic regression is the reference baseline for bulk
+        RNA-seq (single-cell tools often use ``1e4``).
+    input_scale
+        ``"counts"``: raw (possibly non-integer, e.g. RSEM expected) counts, always normalised;
+        log-looking input is refused. ``"log1p"``: already library-size normalised and log1p
+        transformed, used as given; count-looking input is refused. ``"auto"``: input with
+        non-integer values whose maximum is at most :data:`LOG_SCALE_MAX` is treated as
+        ``"log1p"``, anything else as ``"counts"``.
+    min_overlap
+        Smallest fraction of the vocabulary that must be found in an input; less is an error.
+
+    Examples
+    --------
+    >>> cfg = PreprocessingConfig(layer="counts")
+    >>> PreprocessingConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    layer: str | None = None
+    gene_column: str | None = None
+    target_sum: float = 1e6
+    input_scale: InputScale = "auto"
+    min_overlap: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.input_scale not in ("counts", "log1p", "auto"):
+            raise ValueError(
+                f"input_scale must be 'counts', 'log1p' or 'auto', got {self.input_scale!r}."
+            )
+        if not self.target_sum > 0:
+            raise ValueError(f"target_sum must be > 0, got {self.target_sum!r}.")
+        if not 0.0 <= self.min_overlap <= 1.0:
+            raise ValueError(f"min_overlap must be a fraction in [0, 1], got {self.min_overlap!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of the settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessingConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown PreprocessingConfig keys {unknown}; expected {sorted(known)}."
+            )
+        return cls(**data)

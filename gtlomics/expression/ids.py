@@ -1,0 +1,58 @@
+"""Gene identifiers: Ensembl version stripping and validation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+__all__ = ["duplicated_ids", "strip_ensembl_version"]
+
+# ENSG00000141510.17, ENSMUSG00000000001.4, ENSMUST...; ids of other styles are left untouched.
+_ENSEMBL_VERSIONED = re.compile(r"^(ENS[A-Z]*[GTPE]\d{6,})\.\d+$")
+
+
+def strip_ensembl_version(gene_ids: Iterable[object]) -> np.ndarray:
+    """Return gene ids as strings with Ensembl version suffixes removed.
+
+    ``ENSMUSG00000000001.4`` becomes ``ENSMUSG00000000001``; symbols, RefSeq ids and ``ERCC-``
+    spike-ins are returned unchanged. Empty or missing ids are an error.
+
+    Examples
+    --------
+    >>> strip_ensembl_version(["ENSMUSG00000000001.4", "ERCC-00002", "Actb"]).tolist()
+    ['ENSMUSG00000000001', 'ERCC-00002', 'Actb']
+    """
+    out = []
+    for position, gene_id in enumerate(gene_ids):
+        text = _as_text(gene_id, position)
+        match = _ENSEMBL_VERSIONED.match(text)
+        out.append(match.group(1) if match else text)
+    return np.asarray(out, dtype=object)
+
+
+def duplicated_ids(gene_ids: np.ndarray) -> list[str]:
+    """Ids that occur more than once, in order of first occurrence."""
+    values, counts = np.unique(gene_ids.astype(str), return_counts=True)
+    repeated = set(values[counts > 1].tolist())
+    seen: dict[str, None] = {}
+    for gene_id in gene_ids:
+        if gene_id in repeated:
+            seen.setdefault(str(gene_id), None)
+    return list(seen)
+
+
+def _as_text(gene_id: object, position: int) -> str:
+    if gene_id is None or (isinstance(gene_id, float) and np.isnan(gene_id)):
+        raise ValueError(
+            f"Gene id at position {position} is missing (None/NaN); every gene needs an id. "
+            "Fill or drop it, or pass gene_column= to read ids from another var column."
+        )
+    text = str(gene_id).strip()
+    if not text:
+        raise ValueError(
+            f"Gene id at position {position} is empty; every gene needs an id. "
+            "Fill or drop it, or pass gene_column= to read ids from another var column."
+        )
+    return text

@@ -1,0 +1,180 @@
+"""Align any input to a GeneVocab and normalise it: the one call models make."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from gtlomics.expression.config import PreprocessingConfig
+from gtlomics.expression.scale import Scale, check_values, library_sizes, resolve_input_scale
+from gtlomics.expression.table import ExpressionTable, read_expression
+
+if TYPE_CHECKING:
+    from gtlomics.expression.vocab import GeneVocab
+
+__all__ = ["DuplicateGeneWarning", "PreparedExpression", "prepare_expression", "prepare_table"]
+
+
+class DuplicateGeneWarning(UserWarning):
+    """Several input columns map to one gene id; their values were summed."""
+
+
+@dataclass(frozen=True)
+class PreparedExpression:
+    """Expression aligned to a vocabulary, ready for the encoder.
+
+    Attributes
+    ----------
+    values
+        ``float32 (n_samples, n_genes_vocab)`` log1p of library-size normalised values, in vocab
+        order; ``0.0`` where the gene is absent.
+    present
+        ``bool (n_genes_vocab,)``: False for vocabulary genes missing from the input.
+    sample_ids
+        ``(n_samples,)`` sample ids.
+    n_matched
+        Number of vocabulary genes found in the input (``present.sum()``).
+    input_scale
+        How the input was read: ``"counts"`` (normalised here) or ``"log1p"`` (used as given).
+    """
+
+    values: np.ndarray
+    present: np.ndarray
+    sample_ids: np.ndarray
+    n_matched: int
+    input_scale: Scale
+
+
+def prepare_expression(
+    X: Any,
+    vocab: GeneVocab,
+    config: PreprocessingConfig | None = None,
+    *,
+    gene_ids: Any = None,
+    sample_ids: Any = None,
+) -> PreparedExpression:
+    """Read ``X``, check it, normalise it and align it to ``vocab``.
+
+    Counts are scaled to ``config.target_sum`` per sample (library size over *all* input genes)
+    then ``log1p``-transformed; log1p input is used as given (see
+    :class:`PreprocessingConfig`). Input columns that map to one vocabulary gene are summed on the
+    linear scale with a :class:`DuplicateGeneWarning`.
+
+    Parameters
+    ----------
+    X
+        AnnData, DataFrame, array (with ``gene_ids``) or an :class:`ExpressionTable`.
+    vocab
+        The gene vocabulary to align to.
+    config
+        Preprocessing settings; default :class:`PreprocessingConfig()`.
+    gene_ids, sample_ids
+        Ids for array input.
+
+    Returns
+    -------
+    PreparedExpression
+
+    Raises
+    ------
+    ValueError
+        NaN/inf or negative values (naming sample and gene), a scale contradicting
+        ``config.input_scale``, empty libraries, or too little overlap with ``vocab``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gtlomics.expression import GeneVocab
+    >>> vocab = GeneVocab(("g1", "g2", "g3"))
+    >>> out = prepare_expression(np.array([[1, 3]]), vocab, gene_ids=["g2", "g1"])
+    >>> out.present.tolist(), out.n_matched
+    ([True, True, False], 2)
+    """
+    config = config or PreprocessingConfig()
+    if isinstance(X, ExpressionTable):
+        table = X
+    else:
+        table = read_expression(
+            X,
+            layer=config.layer,
+            gene_column=config.gene_column,
+            gene_ids=gene_ids,
+            sample_ids=sample_ids,
+        )
+    return prepare_table(table, vocab, config)
+
+
+def prepare_table(
+    table: ExpressionTable,
+    vocab: GeneVocab,
+    config: PreprocessingConfig,
+    *,
+    scale: Scale | None = None,
+    warn_duplicates: bool = True,
+) -> PreparedExpression:
+    """:func:`prepare_expression` on an already-read table; ``scale`` overrides auto-detection."""
+    check_values(table.values, table.sample_ids, table.gene_ids)
+    resolved = resolve_input_scale(table.values, scale or config.input_scale)
+    targets = vocab.positions(table.gene_ids)
+    n_matched = _check_overlap(targets, table.gene_ids, vocab, config.min_overlap)
+    if warn_duplicates:
+        _warn_duplicates(targets, vocab)
+    linear_factor = None
+    if resolved == "counts":
+        linear_factor = config.target_sum / library_sizes(table.values, table.sample_ids)
+    values = _aligned_log1p(table.values, targets, len(vocab), linear_factor)
+    present = np.zeros(len(vocab), dtype=bool)
+    present[targets[targets >= 0]] = True
+    return PreparedExpression(values, present, table.sample_ids, n_matched, resolved)
+
+
+def _check_overlap(targets: np.ndarray, gene_ids, vocab: GeneVocab, min_overlap: float) -> int:
+    n_matched = int(np.unique(targets[targets >= 0]).size)
+    if n_matched == 0 or n_matched < min_overlap * len(vocab):
+        raise ValueError(
+            f"Only {n_matched} of {len(vocab)} vocabulary genes ({n_matched / len(vocab):.1%}) "
+            f"were found in the input (min_overlap={min_overlap:.0%}). Example vocabulary id: "
+            f"{vocab.genes[0]!r}; example input id: {gene_ids[0]!r}. Are both the same id type "
+            "(Ensembl, symbol, RefSeq)? Map the ids, or pass gene_column= to read another "
+            "adata.var column."
+        )
+    return n_matched
+
+
+def _warn_duplicates(targets: np.ndarray, vocab: GeneVocab) -> None:
+    positions, counts = np.unique(targets[targets >= 0], return_counts=True)
+    repeated = positions[counts > 1]
+    if repeated.size:
+        examples = [vocab.genes[i] for i in repeated[:3]]
+        warnings.warn(
+            f"{repeated.size} gene ids occur in several input columns (e.g. {examples}), e.g. "
+            "versions of one Ensembl id; their values are summed on the linear scale.",
+            DuplicateGeneWarning,
+            stacklevel=3,
+        )
+
+
+def _aligned_log1p(
+    values, targets: np.ndarray, n_vocab: int, linear_factor: np.ndarray | None
+) -> np.ndarray:
+    """Vocab-ordered float32 log1p values; ``linear_factor`` scales counts per sample."""
+    columns = np.flatnonzero(targets >= 0)
+    block = values[:, columns]
+    block = block.toarray() if sp.issparse(block) else np.asarray(block)
+    block = block.astype(np.float32)
+    if linear_factor is not None:
+        block *= linear_factor.astype(np.float32)[:, None]
+    out = np.zeros((values.shape[0], n_vocab), dtype=np.float32)
+    positions, first, counts = np.unique(targets[columns], return_index=True, return_counts=True)
+    single = counts == 1
+    kept = block[:, first[single]]
+    out[:, positions[single]] = np.log1p(kept) if linear_factor is not None else kept
+    for position in positions[~single]:
+        group = block[:, targets[columns] == position]
+        linear = group if linear_factor is not None else np.expm1(group)
+        out[:, position] = np.log1p(linear.sum(axis=1))
+    return out

@@ -1,0 +1,95 @@
+"""Checks on expression values and the library-size + log1p normalisation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from gtlomics.expression.config import LOG_SCALE_MAX, InputScale
+
+__all__ = ["check_values", "library_sizes", "looks_log_scaled", "resolve_input_scale"]
+
+Scale = Literal["counts", "log1p"]
+
+
+def check_values(values: np.ndarray | sp.csr_matrix, sample_ids, gene_ids) -> None:
+    """Refuse NaN, infinite and negative values, naming the first offending sample and gene.
+
+    Raises
+    ------
+    ValueError
+        With the number of bad entries and the first one as ``sample``/``gene`` ids.
+    """
+    data = values.data if sp.issparse(values) else values
+    for bad, what, fix in (
+        (~np.isfinite(data), "NaN or infinite", "impute or drop them"),
+        (data < 0, "negative", "pass raw counts or log1p values, not centred/scaled data"),
+    ):
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad:
+            row, col = _first_entry(values, bad)
+            raise ValueError(
+                f"{n_bad} {what} expression values, first at sample {sample_ids[row]!r}, gene "
+                f"{gene_ids[col]!r} (value {_entry(values, row, col)!r}); {fix}."
+            )
+
+
+def looks_log_scaled(values: np.ndarray | sp.csr_matrix) -> bool:
+    """True when values are non-integer and at most :data:`LOG_SCALE_MAX` (log-like)."""
+    data = values.data if sp.issparse(values) else values
+    if data.size == 0:
+        return False
+    integral = data.dtype.kind in "iu" or bool(np.all(data == np.round(data)))
+    return not integral and float(data.max()) <= LOG_SCALE_MAX
+
+
+def resolve_input_scale(values: np.ndarray | sp.csr_matrix, requested: InputScale) -> Scale:
+    """Decide whether ``values`` are counts or log1p values, refusing contradictions.
+
+    ``"auto"`` returns ``"log1p"`` for log-looking input (see :func:`looks_log_scaled`) and
+    ``"counts"`` otherwise. An explicit choice that contradicts the data is a ``ValueError``.
+    """
+    log_like = looks_log_scaled(values)
+    data = values.data if sp.issparse(values) else values
+    peak = float(data.max()) if data.size else 0.0
+    if requested == "auto":
+        return "log1p" if log_like else "counts"
+    if requested == "counts" and log_like:
+        raise ValueError(
+            f"input_scale='counts' but the values look already log-transformed (non-integer, "
+            f"max {peak:.3g} <= {LOG_SCALE_MAX:g}). Pass raw counts (e.g. layer='counts'), or "
+            "input_scale='log1p' if they are log1p of library-size normalised counts."
+        )
+    if requested == "log1p" and peak > LOG_SCALE_MAX:
+        raise ValueError(
+            f"input_scale='log1p' but the values reach {peak:.3g} (> {LOG_SCALE_MAX:g}), which "
+            "looks like counts, not log values. Pass input_scale='counts' to normalise them."
+        )
+    return requested
+
+
+def library_sizes(values: np.ndarray | sp.csr_matrix, sample_ids) -> np.ndarray:
+    """Total counts per sample in float64; a sample with no counts is an error."""
+    totals = np.asarray(values.sum(axis=1, dtype=np.float64)).ravel()
+    empty = np.flatnonzero(totals <= 0)
+    if empty.size:
+        raise ValueError(
+            f"{empty.size} samples have no counts (library size 0), e.g. "
+            f"{sample_ids[empty[0]]!r}; library-size normalisation needs counts: drop them."
+        )
+    return totals
+
+
+def _first_entry(values, bad: np.ndarray) -> tuple[int, int]:
+    if sp.issparse(values):
+        position = int(np.flatnonzero(bad)[0])
+        row = int(np.searchsorted(values.indptr, position, side="right") - 1)
+        return row, int(values.indices[position])
+    row, col = np.argwhere(bad)[0]
+    return int(row), int(col)
+
+
+def _entry(values, row: int, col: int) -> float:
+    return float(values[row, col])

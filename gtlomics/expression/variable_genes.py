@@ -1,0 +1,66 @@
+"""Rank a corpus's genes by variability: variance of log1p values, or scanpy's ``seurat``."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from gtlomics.expression.config import PreprocessingConfig
+from gtlomics.expression.prepare import prepare_table
+from gtlomics.expression.table import read_expression
+
+__all__ = ["Flavor", "dispersion_scores", "most_variable_genes", "variance_scores"]
+
+Flavor = Literal["variance", "seurat"]
+
+
+def most_variable_genes(
+    X: Any,
+    n_genes: int,
+    config: PreprocessingConfig,
+    gene_ids: Any = None,
+    flavor: Flavor = "variance",
+) -> tuple[str, ...]:
+    """Ids of the ``n_genes`` most variable genes, most variable first (see GeneVocab)."""
+    from gtlomics.expression.vocab import GeneVocab
+
+    table = read_expression(
+        X, layer=config.layer, gene_column=config.gene_column, gene_ids=gene_ids
+    )
+    every_gene = GeneVocab(tuple(dict.fromkeys(table.gene_ids.tolist())))
+    prepared = prepare_table(table, every_gene, config)
+    if n_genes > len(every_gene):
+        warnings.warn(
+            f"n_genes={n_genes} but the corpus has only {len(every_gene)} distinct genes; "
+            "the vocabulary keeps all of them.",
+            UserWarning,
+            stacklevel=3,
+        )
+    if flavor == "variance":
+        scores = variance_scores(prepared.values)
+    elif flavor == "seurat":
+        scores = dispersion_scores(prepared.values, every_gene.genes)
+    else:
+        raise ValueError(f"flavor must be 'variance' or 'seurat', got {flavor!r}.")
+    order = np.argsort(-scores, kind="stable")
+    return tuple(every_gene.genes[i] for i in order[:n_genes])
+
+
+def variance_scores(log_values: np.ndarray) -> np.ndarray:
+    """Variance of each gene's log1p values; ``-inf`` for constant genes."""
+    variance = np.var(log_values, axis=0, dtype=np.float64)
+    return np.where(variance > 0, variance, -np.inf)
+
+
+def dispersion_scores(log_values: np.ndarray, gene_ids: tuple[str, ...]) -> np.ndarray:
+    """scanpy ``seurat`` normalised dispersion per gene; ``-inf`` where undefined (constant)."""
+    import anndata as ad
+    import scanpy as sc
+
+    adata = ad.AnnData(X=np.asarray(log_values, dtype=np.float32), var=pd.DataFrame(index=gene_ids))
+    stats = sc.pp.highly_variable_genes(adata, flavor="seurat", inplace=False)
+    scores = stats["dispersions_norm"].to_numpy(dtype=np.float64)
+    return np.where(np.isfinite(scores), scores, -np.inf)

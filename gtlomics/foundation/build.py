@@ -1,0 +1,272 @@
+"""``build_foundation``: corpus → vocabulary → pre-training → cousin tasks → scouts → Foundation.
+
+Stages, each seeded by its own child of ``np.random.SeedSequence(random_state)``:
+
+1. read the corpus and keep its ``n_genes`` most variable genes (:class:`GeneVocab`);
+2. align and normalise it (:func:`~gtlomics.expression.prepare_expression`);
+3. masked-expression pre-training of a fresh encoder (:func:`~gtlomics.train.pretrain`);
+4. cousin tasks from the *unlabelled* corpus (:class:`~gtlomics.scouts.ClusterScoutGenerator`:
+   PCA → UMAP → KMeans → pairs of clusters);
+5. one seeded binary head (``head_init``) and one scout per task from the same starting point
+   (:func:`~gtlomics.train.train_scouts`), whose mean squared changes are the guides.
+
+With ``checkpoint_dir`` the two training stages checkpoint there and a re-run with the same
+arguments resumes where a killed run stopped, ending with the same foundation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gtlomics._version import __version__
+from gtlomics.expression import (
+    ExpressionTable,
+    GeneVocab,
+    PreprocessingConfig,
+    prepare_expression,
+    read_expression,
+)
+from gtlomics.expression.scale import check_values
+from gtlomics.foundation.presets import CousinTaskSettings, FoundationPreset, get_preset
+from gtlomics.foundation.record import Foundation, Provenance
+from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
+from gtlomics.train import CheckpointConfig, PretrainConfig, ScoutConfig, pretrain, train_scouts
+
+__all__ = ["build_foundation"]
+
+logger = logging.getLogger(__name__)
+
+_MIN_SAMPLES = 8
+
+
+def build_foundation(
+    corpus: Any,
+    *,
+    preset: str | FoundationPreset = "default",
+    n_genes: int | None = None,
+    encoder: EncoderConfig | dict | None = None,
+    pretrain_config: PretrainConfig | None = None,
+    scout_config: ScoutConfig | None = None,
+    n_scouts: int | None = None,
+    cousin_tasks: CousinTaskSettings | None = None,
+    preprocessing: PreprocessingConfig | None = None,
+    corpus_description: str | None = None,
+    random_state: int = 0,
+    progress: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 50,
+) -> Foundation:
+    """Build a :class:`Foundation` from an unlabelled expression corpus.
+
+    Parameters
+    ----------
+    corpus : AnnData, DataFrame or ExpressionTable
+        Samples × genes, raw counts or log1p values, gene ids in ``var_names`` / columns.
+    preset : {"tiny", "small", "default"} or FoundationPreset
+        Sizes of every stage; the arguments below override single parts of it.
+    n_genes : int, optional
+        Vocabulary size (the most variable genes), capped to the corpus's genes.
+    encoder : EncoderConfig or dict, optional
+        Encoder shape; a dict gives ``EncoderConfig`` keywords (``n_genes`` is set here).
+    pretrain_config, scout_config : optional
+        :class:`~gtlomics.train.PretrainConfig`, :class:`~gtlomics.train.ScoutConfig`.
+    n_scouts : int, optional
+        Number of cousin tasks (one scout each).
+    cousin_tasks : CousinTaskSettings, optional
+        PCA / UMAP / KMeans settings; scaled down for small corpora.
+    preprocessing : PreprocessingConfig, optional
+        How the corpus is read and normalised (the foundation keeps it for its users).
+    corpus_description : str, optional
+        Recorded in the provenance (default: the corpus's shape).
+    random_state : int
+        Root seed of every stage; the same value gives the same foundation.
+    progress : bool
+        Progress bars for the training stages.
+    checkpoint_dir : path, optional
+        Folder for resumable checkpoints of pre-training and scouting; a re-run with the same
+        arguments resumes from them.
+    checkpoint_every : int
+        Optimiser steps between checkpoints.
+
+    Returns
+    -------
+    Foundation
+    """
+    plan = _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cousin_tasks)
+    preprocessing = preprocessing or PreprocessingConfig()
+    table = _read_corpus(corpus, preprocessing)
+    plain = replace(preprocessing, layer=None, gene_column=None)
+    vocab_seed, encoder_seed, pretrain_seed, task_seed, head_seed, scout_seed = _seeds(
+        random_state, 6
+    )
+    vocab = _choose_vocab(table, plan.n_genes, plain)
+    prepared = prepare_expression(table, vocab, plain)
+    plain = replace(plain, input_scale=prepared.input_scale)
+    enc_config = _encoder_config(encoder, plan, len(vocab))
+    model = ExpressionEncoder(enc_config, seed=encoder_seed)
+    checkpoints = _checkpoints(checkpoint_dir, checkpoint_every)
+    logger.info("Pre-training on %d samples × %d genes.", *prepared.values.shape)
+    pretrain(
+        model,
+        prepared.values,
+        config=plan.pretrain,
+        seed=pretrain_seed,
+        present=prepared.present,
+        progress=progress,
+        checkpoint=checkpoints.get("pretrain"),
+    )
+    tasks = _cousin_tasks(prepared.values, plan, task_seed)
+    head = ClassificationHead(enc_config.d_model, 2, seed=head_seed)
+    logger.info("Training %d scouts.", len(tasks))
+    scouted = train_scouts(
+        model,
+        head,
+        prepared.values,
+        tasks,
+        config=plan.scouts,
+        seed=scout_seed,
+        present=prepared.present,
+        progress=progress,
+        checkpoint=checkpoints.get("scouts"),
+    )
+    provenance = Provenance(
+        corpus=corpus_description or f"corpus of {table.shape[0]} samples × {table.shape[1]} genes",
+        n_samples=int(table.shape[0]),
+        synthetic=_is_synthetic(corpus),
+        random_state=random_state,
+        n_scouts=len(tasks),
+        build_config=_build_record(plan, enc_config),
+        library_version=__version__,
+    )
+    return Foundation(
+        vocab=vocab,
+        preprocessing=plain,
+        encoder_config=enc_config,
+        encoder_state=_cpu_state(model),
+        head_init=_cpu_state(head),
+        guides=scouted.guides,
+        provenance=provenance,
+    )
+
+
+def _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cousin_tasks):
+    plan = get_preset(preset) if isinstance(preset, str) else preset
+    overrides = {
+        "n_genes": n_genes,
+        "pretrain": pretrain_config,
+        "scouts": scout_config,
+        "n_scouts": n_scouts,
+        "cousin_tasks": cousin_tasks,
+    }
+    return replace(plan, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def _read_corpus(corpus: Any, preprocessing: PreprocessingConfig) -> ExpressionTable:
+    if isinstance(corpus, ExpressionTable):
+        table = corpus
+    else:
+        table = read_expression(
+            corpus, layer=preprocessing.layer, gene_column=preprocessing.gene_column
+        )
+    check_values(table.values, table.sample_ids, table.gene_ids)  # errors name the sample
+    if table.shape[0] < _MIN_SAMPLES:
+        raise ValueError(
+            f"The corpus has {table.shape[0]} samples; a foundation needs at least {_MIN_SAMPLES} "
+            "(pre-training holds some out and cousin tasks cluster them). Add unlabelled samples."
+        )
+    return table
+
+
+def _seeds(random_state: int, n: int) -> list[int]:
+    children = np.random.SeedSequence(random_state).spawn(n)
+    return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in children]
+
+
+def _choose_vocab(table: ExpressionTable, n_genes: int, config: PreprocessingConfig) -> GeneVocab:
+    n_distinct = len(set(table.gene_ids.tolist()))
+    return GeneVocab.from_most_variable(
+        table.values, n_genes=min(n_genes, n_distinct), config=config, gene_ids=table.gene_ids
+    )
+
+
+def _encoder_config(
+    encoder: EncoderConfig | dict | None, plan: FoundationPreset, n_genes: int
+) -> EncoderConfig:
+    if isinstance(encoder, EncoderConfig):
+        return replace(encoder, n_genes=n_genes)
+    settings = {"d_model": plan.d_model, "n_layers": plan.n_layers, "n_heads": plan.n_heads}
+    settings.update(encoder or {})
+    settings["n_genes"] = n_genes
+    return EncoderConfig(**settings)
+
+
+def _checkpoints(checkpoint_dir: str | os.PathLike | None, every: int) -> dict:
+    if checkpoint_dir is None:
+        return {}
+    folder = Path(checkpoint_dir).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "pretrain": CheckpointConfig(folder / "pretrain.pt", every_n_steps=every),
+        "scouts": CheckpointConfig(folder / "scouts.pt", every_n_steps=every),
+    }
+
+
+def _cousin_tasks(values: np.ndarray, plan: FoundationPreset, seed: int) -> list:
+    from gtlomics.scouts import ClusterScoutGenerator, ScoutCapWarning
+
+    settings = plan.cousin_tasks.for_samples(values.shape[0])
+    generator = ClusterScoutGenerator(
+        n_pca=settings.n_pca,
+        n_components=settings.n_components,
+        n_clusters=settings.n_clusters,
+        n_tasks=plan.n_scouts,
+        min_cluster_size=settings.min_cluster_size,
+        n_neighbors=settings.n_neighbors,
+        n_epochs=settings.umap_epochs,
+        random_state=seed,
+    )
+    with warnings.catch_warnings():  # sizes scaled to the corpus on purpose: log, don't warn
+        warnings.simplefilter("ignore", ScoutCapWarning)
+        generator.fit(values)
+    logger.info(
+        "Cousin tasks: %d clusters, %d tasks (PCA %d → UMAP %d).",
+        generator.n_clusters_,
+        len(generator.tasks_),
+        generator.n_pca_,
+        generator.n_components_,
+    )
+    return list(generator.tasks_)
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: t.detach().to("cpu").clone() for name, t in module.state_dict().items()}
+
+
+def _is_synthetic(corpus: Any) -> bool:
+    uns = getattr(corpus, "uns", None)
+    return bool(uns is not None and "synthetic" in uns)
+
+
+def _build_record(plan: FoundationPreset, enc_config: EncoderConfig) -> dict[str, Any]:
+    return {
+        "encoder": enc_config.to_dict(),
+        "pretrain": _plain(plan.pretrain),
+        "scouts": _plain(plan.scouts),
+        "cousin_tasks": plan.cousin_tasks.to_dict(),
+        "n_scouts": plan.n_scouts,
+        "n_genes": plan.n_genes,
+    }
+
+
+def _plain(config: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(config)

@@ -1,0 +1,266 @@
+"""The :class:`Foundation` record: everything a downstream classifier starts from.
+
+A foundation is a gene vocabulary, the preprocessing settings, an encoder config and its
+pre-trained weights, the seeded binary head every scout started from (``head_init``), the guide
+values the scouts produced (optional) and the provenance of the build. It is saved as a checked
+directory (see :mod:`gtlomics.foundation.storage`)::
+
+    config.json           format/library version, encoder + preprocessing configs, provenance
+    genes.txt             the vocabulary, one gene id a line, in token order
+    encoder.safetensors   pre-trained encoder weights
+    head_init.safetensors the scouts' shared head initialisation
+    guides.safetensors    raw guide values (mean squared scout change per parameter), if any
+    checksums.json        sha256 of every file, the format version and the library version
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gtlomics._version import __version__
+from gtlomics.expression import GeneVocab, PreprocessingConfig
+from gtlomics.foundation.storage import (
+    FoundationIntegrityError,
+    load_tensors,
+    read_checked_dir,
+    read_json,
+    save_tensors,
+    write_checked_dir,
+    write_json,
+)
+from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GTLModel
+from gtlomics.train import GuideValues, adapt_guides
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Foundation", "Provenance"]
+
+FORMAT_NAME = "gtlomics.foundation"
+FORMAT_VERSION = 1
+_CONFIG, _GENES = "config.json", "genes.txt"
+_ENCODER, _HEAD, _GUIDES = "encoder.safetensors", "head_init.safetensors", "guides.safetensors"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a foundation came from.
+
+    Parameters
+    ----------
+    corpus : str
+        Human-readable description of the pre-training corpus.
+    n_samples : int
+        Number of corpus samples used for pre-training and cousin tasks.
+    synthetic : bool
+        Whether the corpus was synthetic (generated, not measured).
+    random_state : int or None
+        The build's seed.
+    n_scouts : int
+        Number of scouts behind the guides (0 when there are none).
+    build_config : dict
+        JSON-serialisable settings of every build stage.
+    library_version : str
+        gtlomics version that built it.
+    """
+
+    corpus: str
+    n_samples: int
+    synthetic: bool
+    random_state: int | None
+    n_scouts: int = 0
+    build_config: dict = field(default_factory=dict)
+    library_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True, eq=False)
+class Foundation:
+    """A pre-trained, scouted starting point for guided fine-tuning.
+
+    Build one with :meth:`build`, or load a saved one with :meth:`load`. :meth:`make_model`
+    rebuilds the model a classifier fine-tunes, and :meth:`guides_for` the matching guides.
+
+    Parameters
+    ----------
+    vocab : GeneVocab
+        Gene tokens of the encoder, in order.
+    preprocessing : PreprocessingConfig
+        How raw input is turned into encoder values.
+    encoder_config : EncoderConfig
+        Shape of the encoder.
+    encoder_state : Mapping[str, torch.Tensor]
+        Pre-trained encoder weights (``ExpressionEncoder.state_dict()`` names).
+    head_init : Mapping[str, torch.Tensor]
+        Weights of the seeded classification head every scout started from.
+    guides : GuideValues or None
+        Raw guide values from scouting, keyed by ``GTLModel`` parameter names.
+    provenance : Provenance
+        Corpus description, seeds, build settings, library version.
+
+    Examples
+    --------
+    >>> from gtlomics.datasets import make_synthetic_counts
+    >>> corpus = make_synthetic_counts(120, n_genes=48, random_state=0)
+    >>> foundation = Foundation.build(corpus, preset="tiny", random_state=0)  # doctest: +SKIP
+    >>> model, head_from_init = foundation.make_model(2)  # doctest: +SKIP
+    """
+
+    vocab: GeneVocab
+    preprocessing: PreprocessingConfig
+    encoder_config: EncoderConfig
+    encoder_state: Mapping[str, torch.Tensor]
+    head_init: Mapping[str, torch.Tensor]
+    guides: GuideValues | None
+    provenance: Provenance
+
+    def __copy__(self) -> Foundation:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Foundation:
+        # Immutable by contract (nothing modifies its tensors; models get copies), so copies
+        # share it: sklearn's clone in cross-validation must not duplicate the weights per fold.
+        return self
+
+    @property
+    def n_genes(self) -> int:
+        """Number of gene tokens."""
+        return len(self.vocab.genes)
+
+    @property
+    def head_classes(self) -> int:
+        """Number of classes of the scouts' head (2 for the usual binary cousin tasks)."""
+        return int(self.head_init["linear.weight"].shape[0])
+
+    @classmethod
+    def build(cls, corpus, **kwargs) -> Foundation:
+        """Pre-train, scout and collect guides on ``corpus``; see :func:`build_foundation`."""
+        from gtlomics.foundation.build import build_foundation
+
+        return build_foundation(corpus, **kwargs)
+
+    def make_encoder(self, device: str | torch.device = "cpu") -> ExpressionEncoder:
+        """A fresh encoder holding the pre-trained weights, on ``device``."""
+        encoder = ExpressionEncoder(self.encoder_config)
+        try:
+            encoder.load_state_dict(dict(self.encoder_state))
+        except RuntimeError as error:
+            raise FoundationIntegrityError(
+                "The foundation's encoder weights do not fit this gtlomics's encoder layout "
+                f"(gtlomics {__version__}; foundation built by "
+                f"{self.provenance.library_version}): {error}. Rebuild the foundation."
+            ) from error
+        return encoder.to(device)
+
+    def make_model(
+        self, n_classes: int, *, seed: int = 0, device: str | torch.device = "cpu"
+    ) -> tuple[GTLModel, bool]:
+        """Rebuild the model a classifier fine-tunes.
+
+        The encoder gets the pre-trained weights. When ``n_classes`` equals :attr:`head_classes`
+        the head starts from ``head_init`` (the scouts' starting point, so the head's guides mean
+        something); otherwise it is a fresh head seeded by ``seed`` and :meth:`guides_for` gives
+        it guides of 1 (free to move: no scout ever trained a head of that shape).
+
+        Returns
+        -------
+        model : GTLModel
+            Encoder + head on ``device``.
+        head_from_init : bool
+            Whether the head started from ``head_init``.
+        """
+        head = ClassificationHead(self.encoder_config.d_model, n_classes, seed=seed)
+        head_from_init = n_classes == self.head_classes
+        if head_from_init:
+            head.load_state_dict(dict(self.head_init))
+        return GTLModel(self.make_encoder(), head).to(device), head_from_init
+
+    def guides_for(
+        self, model: GTLModel, *, mode: str = "global"
+    ) -> dict[str, torch.Tensor] | None:
+        """Normalised guides for ``model`` (from :meth:`make_model`), or None without guides.
+
+        Every trainable parameter keeps its scout guide when the shapes agree; a head of another
+        shape than the scouts' (more classes) gets guides of 1 (scouts measured nothing about
+        it, so it trains freely). See :func:`gtlomics.train.adapt_guides`.
+        """
+        if self.guides is None:
+            return None
+        return adapt_guides(self.guides.normalized(mode=mode), model)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Save as a checked directory (atomic: written to a temporary folder, then renamed)."""
+        return write_checked_dir(
+            path,
+            self._write_files,
+            format_name=FORMAT_NAME,
+            format_version=FORMAT_VERSION,
+            overwrite=overwrite,
+        )
+
+    def _write_files(self, folder: Path) -> None:
+        write_json(folder / _CONFIG, self._config_dict())
+        (folder / _GENES).write_text("\n".join(self.vocab.to_list()) + "\n", encoding="utf-8")
+        save_tensors(folder / _ENCODER, self.encoder_state)
+        save_tensors(folder / _HEAD, self.head_init)
+        if self.guides is not None:
+            save_tensors(folder / _GUIDES, self.guides.state_dict())
+
+    def _config_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "library_version": __version__,
+            "encoder": self.encoder_config.to_dict(),
+            "preprocessing": self.preprocessing.to_dict(),
+            "provenance": self.provenance.to_dict(),
+            "has_guides": self.guides is not None,
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Foundation:
+        """Load a saved foundation onto ``device`` after verifying checksums and versions.
+
+        Raises
+        ------
+        FoundationVersionError
+            Written in a format version this gtlomics cannot read.
+        FoundationIntegrityError
+            A file is missing, truncated or edited, or the gene list disagrees with the weights.
+        """
+        folder = Path(path).expanduser()
+        read_checked_dir(folder, format_name=FORMAT_NAME, supported_version=FORMAT_VERSION)
+        config = read_json(folder / _CONFIG)
+        genes = (folder / _GENES).read_text(encoding="utf-8").splitlines()
+        guides = None
+        if config.get("has_guides"):
+            guides = GuideValues.from_state_dict(load_tensors(folder / _GUIDES, device))
+        foundation = cls(
+            vocab=GeneVocab.from_list(genes),
+            preprocessing=PreprocessingConfig.from_dict(config["preprocessing"]),
+            encoder_config=EncoderConfig.from_dict(config["encoder"]),
+            encoder_state=load_tensors(folder / _ENCODER, device),
+            head_init=load_tensors(folder / _HEAD, device),
+            guides=guides,
+            provenance=Provenance.from_dict(config["provenance"]),
+        )
+        foundation._check_consistent(folder)
+        return foundation
+
+    def _check_consistent(self, folder: Path) -> None:
+        if self.encoder_config.n_genes != self.n_genes:
+            raise FoundationIntegrityError(
+                f"{folder}: genes.txt lists {self.n_genes} genes but the encoder was built for "
+                f"{self.encoder_config.n_genes}. Rebuild the foundation."
+            )
+        self.make_model(self.head_classes)  # weights must fit the current module layout

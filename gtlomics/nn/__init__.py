@@ -1,0 +1,17 @@
+"""Pure-torch modules of gtlomics: encoder config, layers, encoder, heads, scout ensembles."""
+
+from gtlomics.nn.config import EncoderConfig
+from gtlomics.nn.encoder import ExpressionEncoder
+from gtlomics.nn.ensemble import ensemble_logits
+from gtlomics.nn.heads import ClassificationHead, GTLModel, MaskedExpressionHead
+from gtlomics.nn.layers import set_dropout_generator
+
+__all__ = [
+    "ClassificationHead",
+    "EncoderConfig",
+    "ExpressionEncoder",
+    "GTLModel",
+    "MaskedExpressionHead",
+    "ensemble_logits",
+    "set_dropout_generator",
+]

@@ -1,0 +1,30 @@
+"""Pure-torch training loops: pre-training, scouting, guides, guided updates, fine-tuning."""
+
+from gtlomics.train.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
+from gtlomics.train.finetune import FinetuneConfig, FinetuneEpoch, FinetuneResult, finetune
+from gtlomics.train.guided_update import GuidedUpdate
+from gtlomics.train.guides import GuideSummary, GuideValues, adapt_guides
+from gtlomics.train.pretrain import PretrainConfig, PretrainEpoch, PretrainResult, pretrain
+from gtlomics.train.scouting import ScoutConfig, ScoutResult, scout_batch_schedule, train_scouts
+
+__all__ = [
+    "CheckpointConfig",
+    "FinetuneConfig",
+    "FinetuneEpoch",
+    "FinetuneResult",
+    "GuideSummary",
+    "GuideValues",
+    "GuidedUpdate",
+    "PretrainConfig",
+    "PretrainEpoch",
+    "PretrainResult",
+    "ScoutConfig",
+    "ScoutResult",
+    "adapt_guides",
+    "finetune",
+    "load_checkpoint",
+    "pretrain",
+    "save_checkpoint",
+    "scout_batch_schedule",
+    "train_scouts",
+]

@@ -1,0 +1,77 @@
+"""Small shared pieces of the training loops: seeds, optimisers, precision, clipping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+__all__ = [
+    "autocast_for",
+    "child_rng",
+    "child_seed",
+    "full_precision",
+    "make_optimizer",
+    "to_tensor",
+]
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def child_rng(seed: int, *key: int) -> np.random.Generator:
+    """A numpy generator for the stream ``key`` below ``seed`` (``SeedSequence`` spawn keys).
+
+    Streams are a pure function of ``(seed, key)``, so a resumed run redraws exactly what an
+    uninterrupted run drew without saving any generator state.
+    """
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def child_seed(seed: int, *key: int) -> int:
+    """A 63-bit integer seed for a local ``torch.Generator``, derived like :func:`child_rng`."""
+    state = np.random.SeedSequence(seed, spawn_key=key).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 31 | int(state[1] >> 1)
+
+
+def make_optimizer(
+    params: Iterable[torch.nn.Parameter] | Iterable[torch.Tensor],
+    name: str,
+    *,
+    lr: float,
+    weight_decay: float,
+) -> torch.optim.Optimizer:
+    """Build ``"adam"``, ``"adamw"`` or ``"sgd"`` (plain, no momentum) over ``params``."""
+    params = list(params)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+
+
+def autocast_for(device: torch.device, enabled: bool) -> torch.autocast:
+    """bf16 autocast on CUDA when ``enabled``; a disabled context (fp32) everywhere else."""
+    on_cuda = device.type == "cuda"
+    return torch.autocast(
+        device_type="cuda" if on_cuda else "cpu",
+        dtype=torch.bfloat16,
+        enabled=enabled and on_cuda,
+    )
+
+
+def to_tensor(values: np.ndarray | torch.Tensor, *, name: str = "values") -> torch.Tensor:
+    """2-D float tensor on the caller's device: float64 is kept, anything else becomes float32."""
+    tensor = torch.as_tensor(values)
+    if tensor.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_genes), got shape {tuple(tensor.shape)}."
+        )
+    return tensor if tensor.dtype == torch.float64 else tensor.to(torch.float32)
+
+
+def full_precision(tensor: torch.Tensor) -> torch.Tensor:
+    """Upcast half-precision (autocast) outputs to float32 for the loss; keep float32/64."""
+    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
