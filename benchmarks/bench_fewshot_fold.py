@@ -55,7 +55,7 @@ def build_foundation(args: argparse.Namespace, design: SyntheticDesign) -> Found
     return foundation
 
 
-def time_arm(name: str, clf: GTLClassifier, train, test, repeats: int) -> None:
+def time_arm(name: str, clf: GTLClassifier, train, test, repeats: int) -> float:
     fits, predicts = [], []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -70,6 +70,7 @@ def time_arm(name: str, clf: GTLClassifier, train, test, repeats: int) -> None:
         f"{name:<11} fit {fit_s:6.2f} s ({per_epoch * 1000:6.1f} ms/epoch)   "
         f"predict 12: {predict_s:5.2f} s   fit+predict {fit_s + predict_s:6.2f} s"
     )
+    return fit_s
 
 
 def main() -> None:
@@ -96,8 +97,12 @@ def main() -> None:
         "pretrained": GTLClassifier(foundation=foundation, guidance="none", **shared),
         "gtl": GTLClassifier(foundation=foundation, **shared),
     }
-    for name, clf in arms.items():
-        time_arm(name, clf, train, test, args.repeats)
+    fit_s = {name: time_arm(name, clf, train, test, args.repeats) for name, clf in arms.items()}
+    print(
+        f"ratios: gtl/pretrained fit {fit_s['gtl'] / fit_s['pretrained']:.2f} "
+        f"(cost of guided updates), scratch/pretrained fit "
+        f"{fit_s['scratch'] / fit_s['pretrained']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,9 +12,13 @@ evaluated on the same folds:
 A baseline-only leave-one-out run on OSD-758 reproduces the shared data README's reference
 numbers (logistic regression with C by inner CV: AUROC 0.79, accuracy 0.71).
 
-Run (about an hour on 2 CPU cores with the defaults; ``--fast`` for a quick look)::
+Run (about an hour on 2 CPU cores with the defaults; ``--fast`` for a quick look; the two
+experiments can run as separate processes, one thread each)::
 
-    .venv/bin/python examples/real_data_experiments.py --data-dir ../shared/data --out real-report
+    OMP_NUM_THREADS=1 .venv/bin/python examples/real_data_experiments.py --out real-report \
+        --experiments reference,osd758 --ablations
+    OMP_NUM_THREADS=1 .venv/bin/python examples/real_data_experiments.py --out real-report \
+        --experiments adipo
 
 Nothing is chosen on a test fold: genes and C of the baselines by inner CV of the training fold,
 a fixed fine-tuning schedule for the neural arms.
@@ -46,7 +50,7 @@ class Sizes:
 
     vocab_size: int = 512
     d_model: int = 32
-    n_layers: int = 2
+    n_layers: int = 1
     n_scouts: int = 16
     pretrain_epochs: int = 10
     scout_steps: int = 30
@@ -84,7 +88,7 @@ def corpus_excluding(datasets: dict, exclude: str):
 
 
 def build_corpus_foundation(datasets: dict, exclude: str, sizes: Sizes, seed: int):
-    """A foundation pre-trained and scouted on every dataset except ``exclude``."""
+    """A foundation pre-trained and scouted on every dataset except ``exclude`` (and its corpus)."""
     from gtlomics.foundation import build_foundation, get_preset
     from gtlomics.train import PretrainConfig, ScoutConfig
 
@@ -106,7 +110,7 @@ def build_corpus_foundation(datasets: dict, exclude: str, sizes: Sizes, seed: in
     foundation = build_foundation(
         corpus, preset=preset, corpus_description=description, random_state=seed, progress=True
     )
-    return foundation, description
+    return foundation, description, corpus
 
 
 def osd758_spec(sizes: Sizes, arms: tuple[str, ...], note: str, seed: int) -> ExperimentSpec:
@@ -167,10 +171,13 @@ def run(args: argparse.Namespace) -> None:
     for key, (name, make_spec) in plans.items():
         if key not in args.experiments:
             continue
-        foundation, description = build_corpus_foundation(datasets, name, sizes, args.seed)
+        foundation, description, corpus = build_corpus_foundation(datasets, name, sizes, args.seed)
         note = f"REAL data. Foundation corpus: {description}. Sizes: {sizes}."
         spec = make_spec(sizes, arms, note, args.seed)
-        outcome = run_experiment(spec, datasets[name], out / key, foundation=foundation)
+        outcome = run_experiment(
+            spec, datasets[name], out / key, foundation=foundation, corpus=corpus
+        )
+        foundation.save(out / key / "foundation", overwrite=True)
         print(outcome.report.summary_md.read_text(), flush=True)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 __all__ = ["build_parser", "main"]
@@ -126,7 +127,7 @@ def _run_demo(args, say: Callable[[str], None]) -> None:
     from gtlomics.evaluation.demo import REAL_DATA_HINT, SYNTHETIC_BANNER, DemoConfig, run_demo
 
     config = DemoConfig.tiny() if args.tiny else DemoConfig()
-    config = DemoConfig(**{**config.__dict__, "random_state": args.seed})
+    config = replace(config, random_state=args.seed)
     say(SYNTHETIC_BANNER)
     outcome = run_demo(config, args.out, progress=not args.quiet, say=say)
     _print_summary(outcome.result, say)
@@ -163,25 +164,21 @@ def _run_foundation_build(args, say) -> None:
 def _run_evaluate(args, say) -> None:
     import anndata as ad
 
+    from gtlomics.evaluation.arms import BASELINE_NAMES
     from gtlomics.evaluation.data import concat_datasets
-    from gtlomics.evaluation.experiment import ExperimentSpec, resolve_foundation, run_experiment
+    from gtlomics.evaluation.experiment import resolve_foundation, run_experiment
 
     adata = ad.read_h5ad(args.data)
     spec = _experiment_spec(args)
     if args.test_data:
         train_name, test_name = Path(args.data).stem, Path(args.test_data).stem
         adata = concat_datasets({train_name: adata, test_name: ad.read_h5ad(args.test_data)})
-        spec = ExperimentSpec(
-            **{
-                **spec.__dict__,
-                "protocol": "cross",
-                "group_key": "dataset",
-                "train_group": train_name,
-                "test_group": test_name,
-            }
-        )
-    arms = set(spec.arms) - {"logreg", "linear_svm", "random_forest", "knn", "scratch"}
-    foundation = resolve_foundation(args.foundation) if arms else None
+        spec = replace(
+            spec, protocol="cross", group_key="dataset", train_group=train_name,
+            test_group=test_name,
+        )  # fmt: skip
+    pretrained_arms = [arm for arm in spec.arms if arm not in (*BASELINE_NAMES, "scratch")]
+    foundation = resolve_foundation(args.foundation) if pretrained_arms else None
     say(f"Evaluating {', '.join(spec.arms)} on {adata.n_obs} samples of {args.data}...")
     outcome = run_experiment(spec, adata, args.out, foundation=foundation, progress=not args.quiet)
     _print_summary(outcome.result, say)

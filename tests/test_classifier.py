@@ -22,15 +22,17 @@ from sklearn.preprocessing import FunctionTransformer
 
 from gtlomics.classifier import GTLClassifier
 from gtlomics.foundation import ENV_VAR, Foundation
-from gtl_support import design, fewshot, foundation, foundation_dir, one_torch_thread  # noqa: F401
 
 FAST = {"epochs": 3, "batch_size": 8, "random_state": 0}
 SCRATCH = {"foundation": None, "d_model": 8, "n_heads": 2, "n_layers": 1, **FAST}
 
+pytest_plugins = ["gtl_support"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
-def adata():
-    return fewshot(12)
+def adata(gtl):
+    return gtl.fewshot(12)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,11 @@ def test_prediction_methods_agree(fitted, adata):
 
 def test_three_arms_are_one_parameter_apart(adata, foundation):
     def proba(**params):
-        return GTLClassifier(**{"foundation": foundation, **FAST, **params}).fit(adata).predict_proba(adata)
+        return (
+            GTLClassifier(**{"foundation": foundation, **FAST, **params})
+            .fit(adata)
+            .predict_proba(adata)
+        )
 
     gtl, pretrained = proba(), proba(guidance="none")
     scratch = proba(foundation=None)
@@ -69,8 +75,8 @@ def test_three_arms_are_one_parameter_apart(adata, foundation):
     np.testing.assert_array_equal(proba(guide_strength=0.0), pretrained)
 
 
-def test_multiclass_string_and_integer_labels(foundation):
-    data = design().sample(18, clusters=[0, 1, 2], random_state=3)
+def test_multiclass_string_and_integer_labels(gtl, foundation):
+    data = gtl.design().sample(18, clusters=[0, 1, 2], random_state=3)
     tissues = data.obs["cluster"].astype(str).to_numpy()
     clf = GTLClassifier(foundation=foundation, label_key="cluster", **FAST).fit(data)
     assert clf.classes_.tolist() == sorted(set(tissues))
@@ -186,10 +192,10 @@ def test_auto_uses_the_configured_default_foundation(adata, foundation_dir, monk
     assert clf.foundation_.vocab == Foundation.load(foundation_dir).vocab
 
 
-def test_auto_builds_a_small_foundation_from_the_fit_samples(monkeypatch, tmp_path, caplog):
+def test_auto_builds_a_small_foundation_from_the_fit_samples(gtl, monkeypatch, tmp_path, caplog):
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    data = fewshot(16, random_state=5)
+    data = gtl.fewshot(16, random_state=5)
     labels = data.obs["condition"].astype(object).to_numpy()
     labels[:4] = np.nan  # unlabelled samples still feed the foundation
     with caplog.at_level(logging.INFO, logger="gtlomics.classifier"):
@@ -206,3 +212,19 @@ def test_verbose_shows_progress_and_default_is_quiet(adata, capsys):
     assert capsys.readouterr().err == ""
     GTLClassifier(**{**SCRATCH, "verbose": 1}).fit(adata)
     assert "epoch" in capsys.readouterr().err
+
+
+def test_import_gtlomics_is_light_and_exposes_the_public_api():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gtlomics; "
+        "heavy = ('torch', 'sklearn', 'umap', 'scanpy', 'anndata'); "
+        "print([m for m in heavy if m in sys.modules]); "
+        "print(all(getattr(gtlomics, name) is not None for name in gtlomics.__all__))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, exposed = out.stdout.split("\n")[:2]
+    assert heavy == "[]"
+    assert exposed == "True"

@@ -93,15 +93,15 @@ def test_no_test_sample_is_ever_seen_in_training(fewshot):
 
 def test_same_seed_same_table_other_seed_other_folds(fewshot):
     adata, y = fewshot
-    state = np.random.get_state()[1].copy()  # noqa: NPY002 (checking it is untouched)
+    state = np.random.get_state()[1].copy()
     arms = baseline_arms(["logreg", "random_forest"], SMALL)
-    first = _run(arms, adata, y, random_state=3)
-    again = _run(arms, adata, y, random_state=3)
-    other = _run(arms, adata, y, random_state=4)
+    first = _run(arms, adata, y, random_state=3, n_repeats=1)
+    again = _run(arms, adata, y, random_state=3, n_repeats=1)
+    other = _run(arms, adata, y, random_state=4, n_repeats=1)
     columns = ["arm", "repeat", "fold", "seed", "auroc", "log_loss", "accuracy"]
     pd.testing.assert_frame_equal(first.scores[columns], again.scores[columns])
     assert not first.predictions["sample"].equals(other.predictions["sample"])
-    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
 
 
 def test_baseline_detects_a_strong_planted_effect(synthetic_design):
@@ -188,7 +188,7 @@ def test_paired_comparison_prefers_the_better_arm():
     chance = Arm("chance", lambda seed: DummyClassifier(strategy="uniform", random_state=seed))
     prior = Arm("prior", lambda seed: DummyClassifier(strategy="prior"))
     logreg = baseline_arms(["logreg"], SMALL)[0]
-    challenger = Arm("gtl", logreg.factory, "neural", blas_threads=1)
+    challenger = Arm("gtl", logreg.factory, "neural", threads=1)
     result = _run([chance, prior, challenger], adata, y, n_repeats=3)
     comparison = paired_comparison(result, arm="gtl", metric="accuracy")
     assert comparison.unit == "fold" and comparison.n_pairs == 9
@@ -238,3 +238,31 @@ def test_summary_has_mean_and_sd_per_arm(fewshot):
     assert summary.loc["knn", ("accuracy", "mean")] == pytest.approx(knn.mean())
     assert summary.loc["knn", ("accuracy", "sd")] == pytest.approx(knn.std(ddof=1))
     assert summary.loc["knn", ("accuracy", "n")] == 6
+
+
+def test_thread_limit_applies_inside_and_is_restored_after():
+    torch = pytest.importorskip("torch")
+    from gtlomics.evaluation.runner import limited_threads
+
+    before = torch.get_num_threads()
+    with limited_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_neural_arms_are_one_parameter_apart():
+    pytest.importorskip("torch")
+    from gtlomics.evaluation import build_arms, scout_count_arms
+
+    sentinel = object()
+    arms = build_arms(["pretrained", "gtl", "gtl_per_tensor"], foundation="f")
+    params = {arm.name: arm.build(7).get_params() for arm in arms}
+    assert params["pretrained"]["guidance"] == "none" and params["gtl"]["guidance"] == "scouts"
+    assert params["gtl_per_tensor"]["guide_normalize"] == "per_tensor"
+    assert {p["foundation"] for p in params.values()} == {"f"}
+    assert {p["random_state"] for p in params.values()} == {7}
+    ablation = scout_count_arms({16: sentinel, 4: "four"})
+    assert [arm.name for arm in ablation] == ["gtl_scouts_4", "gtl_scouts_16"]
+    assert ablation[1].build(0).get_params()["foundation"] is sentinel
+    with pytest.raises(ValueError, match="need a foundation"):
+        build_arms(["logreg", "gtl"])

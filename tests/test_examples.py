@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,10 +78,10 @@ def test_real_data_corpus_excludes_the_evaluation_dataset(real_data, shared_data
 def test_logreg_reproduces_the_reference_leave_one_out_numbers(real_data, shared_data, tmp_path):
     """Shared README: LOO, 2,000 genes, C by inner CV → AUROC 0.79 (plain C=1: 0.86)."""
     from gtlomics.evaluation import pooled_scores
-    from gtlomics.evaluation.experiment import ExperimentSpec, run_experiment
+    from gtlomics.evaluation.experiment import run_experiment
 
     datasets = real_data.load_datasets(shared_data, tmp_path)
-    spec = ExperimentSpec(**{**real_data.reference_spec(0).__dict__, "arms": ("logreg",)})
+    spec = replace(real_data.reference_spec(0), arms=("logreg",))
     outcome = run_experiment(spec, datasets["OSD-758"], tmp_path / "r", progress=False)
     pooled = pooled_scores(outcome.result).set_index("arm")
     assert 0.74 <= pooled.loc["logreg", "auroc"] <= 0.90

@@ -11,16 +11,18 @@ import torch
 from gtlomics.foundation import Foundation, FoundationPreset, get_preset
 from gtlomics.nn import GTLModel
 from gtlomics.train import PretrainConfig, ScoutConfig
-from gtl_support import corpus, design, foundation, foundation_dir, one_torch_thread  # noqa: F401
+
+pytest_plugins = ["gtl_support"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _values(n_samples: int = 5, n_genes: int = 64) -> torch.Tensor:
     return torch.rand(n_samples, n_genes, generator=torch.Generator().manual_seed(0)) * 5
 
 
-def test_build_records_vocab_guides_and_provenance(foundation):
+def test_build_records_vocab_guides_and_provenance(gtl, foundation):
     assert len(foundation.vocab) == 64 == foundation.encoder_config.n_genes
-    assert set(foundation.vocab.genes) <= set(design().gene_ids)
+    assert set(foundation.vocab.genes) <= set(gtl.design().gene_ids)
     prov = foundation.provenance
     assert prov.synthetic is True and prov.n_samples == 200 and prov.random_state == 0
     assert prov.n_scouts == foundation.guides.n_scouts == 4
@@ -112,8 +114,8 @@ FAST = FoundationPreset(
 )
 
 
-def test_same_seed_gives_bit_identical_foundation_without_touching_global_rng():
-    data = corpus()[:60]
+def test_same_seed_gives_bit_identical_foundation_without_touching_global_rng(gtl):
+    data = gtl.corpus()[:60]
     torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
     first = Foundation.build(data, preset=FAST, random_state=3)
     second = Foundation.build(data, preset=FAST, random_state=3)
@@ -126,8 +128,8 @@ def test_same_seed_gives_bit_identical_foundation_without_touching_global_rng():
         assert torch.equal(raw, second.guides.raw[name]), name
 
 
-def test_checkpointed_build_resumes_to_the_same_foundation(tmp_path):
-    data = corpus()[:60]
+def test_checkpointed_build_resumes_to_the_same_foundation(gtl, tmp_path):
+    data = gtl.corpus()[:60]
     build = dict(preset=FAST, random_state=4, checkpoint_dir=tmp_path, checkpoint_every=1)
     first = Foundation.build(data, **build)
     assert {p.name for p in tmp_path.iterdir()} >= {"pretrain.pt", "scouts.pt"}

@@ -39,7 +39,9 @@ def test_round_trip_lists_every_file_with_its_sha256(tmp_path):
     record = _read(path)
     assert set(record["files"]) == {"weights.safetensors", "notes.txt", "sub/deep.txt"}
     assert record["format_version"] == 2 and record["library_version"]
-    assert torch.equal(load_tensors(path / "weights.safetensors")["w"], torch.arange(6.0).reshape(2, 3))
+    assert torch.equal(
+        load_tensors(path / "weights.safetensors")["w"], torch.arange(6.0).reshape(2, 3)
+    )
 
 
 def test_failed_save_leaves_nothing_behind(tmp_path):
@@ -47,14 +49,14 @@ def test_failed_save_leaves_nothing_behind(tmp_path):
         (folder / "half.txt").write_text("half")
         raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(RuntimeError, match=r"disk full"):
         write_checked_dir(tmp_path / "saved", broken, format_name=FORMAT, format_version=1)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_directory_needs_overwrite(tmp_path):
     path = _save(tmp_path / "saved")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"overwrite=True"):
         _save(path)
     _save(path, overwrite=True)
     _read(path)
@@ -64,7 +66,7 @@ def test_existing_directory_needs_overwrite(tmp_path):
 def test_edited_file_is_detected(tmp_path):
     path = _save(tmp_path / "saved")
     (path / "notes.txt").write_text("hellO\n")
-    with pytest.raises(FoundationIntegrityError, match="Checksum mismatch for .*notes.txt"):
+    with pytest.raises(FoundationIntegrityError, match=r"Checksum mismatch for .*notes.txt"):
         _read(path)
 
 
@@ -72,22 +74,22 @@ def test_truncated_weights_are_detected(tmp_path):
     path = _save(tmp_path / "saved")
     data = (path / "weights.safetensors").read_bytes()
     (path / "weights.safetensors").write_bytes(data[:-7])
-    with pytest.raises(FoundationIntegrityError, match="truncated or edited"):
+    with pytest.raises(FoundationIntegrityError, match=r"truncated or edited"):
         _read(path)
 
 
 def test_missing_file_and_missing_checksums(tmp_path):
     path = _save(tmp_path / "saved")
     (path / "sub" / "deep.txt").unlink()
-    with pytest.raises(FoundationIntegrityError, match="incomplete: missing sub/deep.txt"):
+    with pytest.raises(FoundationIntegrityError, match=r"incomplete: missing sub/deep.txt"):
         _read(path)
     (path / "checksums.json").unlink()
-    with pytest.raises(FoundationIntegrityError, match="has no checksums.json"):
+    with pytest.raises(FoundationIntegrityError, match=r"has no checksums.json"):
         _read(path)
 
 
 def test_not_a_directory(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No saved gtlomics directory"):
+    with pytest.raises(FileNotFoundError, match=r"No saved gtlomics directory"):
         _read(tmp_path / "nothing")
 
 
@@ -103,12 +105,12 @@ def test_incompatible_format_version(tmp_path, supported, message):
 
 def test_other_format_is_refused(tmp_path):
     path = _save(tmp_path / "saved")
-    with pytest.raises(FoundationVersionError, match="not a 'other.format' one"):
+    with pytest.raises(FoundationVersionError, match=r"not a 'other.format' one"):
         read_checked_dir(path, format_name="other.format", supported_version=2)
 
 
 def test_malformed_checksums(tmp_path):
     path = _save(tmp_path / "saved")
     (path / "checksums.json").write_text(json.dumps({"files": "nope"}))
-    with pytest.raises(FoundationIntegrityError, match="malformed"):
+    with pytest.raises(FoundationIntegrityError, match=r"malformed"):
         _read(path)

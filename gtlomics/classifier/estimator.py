@@ -40,7 +40,12 @@ from gtlomics.classifier.inputs import (
     prepare,
     resolve_device,
 )
-from gtlomics.expression import GeneVocab, PreprocessingConfig, read_expression
+from gtlomics.expression import (
+    GeneVocab,
+    PreprocessingConfig,
+    read_expression,
+    strip_ensembl_version,
+)
 from gtlomics.foundation import ENV_VAR, Foundation, find_default_foundation
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GTLModel
 from gtlomics.train import FinetuneConfig, FinetuneResult, finetune
@@ -108,6 +113,9 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the head, the batches and, for ``"auto"``, the foundation build. The same int gives
         bit-identical predictions on CPU; torch's and numpy's global generators are never used.
+        On CUDA, training runs under bf16 autocast and some cuBLAS / attention kernels are not
+        deterministic, so repeated GPU fits agree only to rounding; predictions of one fitted
+        model are computed sample by sample and do not depend on the other samples passed.
     verbose : int, default=0
         0 is quiet; 1 shows progress bars.
 
@@ -139,7 +147,7 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
     (12,)
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict = {  # noqa: RUF012  (scikit-learn convention)
         "foundation": [str, os.PathLike, Foundation, None],
         "guidance": [StrOptions({"scouts", "none"})],
         "guide_strength": [Interval(Real, 0, 1, closed="both")],
@@ -375,9 +383,11 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         if self.foundation_ is not None:
             return self.foundation_.vocab, plain_preprocessing(self.foundation_.preprocessing)
         config = PreprocessingConfig()
-        n_genes = min(self.n_genes, len(set(table.gene_ids)))
+        distinct = tuple(dict.fromkeys(strip_ensembl_version(table.gene_ids).tolist()))
+        if self.n_genes >= len(distinct):  # every gene is kept: no ranking needed
+            return GeneVocab(distinct), config
         vocab = GeneVocab.from_most_variable(
-            table.matrix, n_genes=n_genes, config=config, gene_ids=list(table.gene_ids)
+            table.matrix, n_genes=self.n_genes, config=config, gene_ids=list(table.gene_ids)
         )
         return vocab, config
 
@@ -390,9 +400,7 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
             encoder = ExpressionEncoder(config, seed=encoder_seed)
             head = ClassificationHead(config.d_model, n_classes, seed=head_seed)
             return GTLModel(encoder, head).to(self.device_), None
-        model, _ = self.foundation_.make_model(
-            n_classes, seed=head_seed, device=self.device_
-        )
+        model, _ = self.foundation_.make_model(n_classes, seed=head_seed, device=self.device_)
         if self.guidance == "none":
             return model, None
         if self.foundation_.guides is None:

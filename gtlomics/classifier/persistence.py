@@ -63,7 +63,9 @@ def _state_record(estimator: Any) -> dict[str, Any]:
         "params": params,
         "foundation_object": isinstance(source, Foundation),
         "classes": estimator.classes_.tolist(),
-        "classes_dtype": estimator.classes_.dtype.str if estimator.classes_.dtype != object else "O",
+        "classes_dtype": estimator.classes_.dtype.str
+        if estimator.classes_.dtype != object
+        else "O",
         "n_features_in": int(estimator.n_features_in_),
         "feature_names_in": None if feature_names is None else [str(n) for n in feature_names],
         "array_gene_ids": None if array_ids is None else list(array_ids),

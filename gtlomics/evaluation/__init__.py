@@ -24,6 +24,7 @@ from gtlomics.evaluation.arms import (
     build_arms,
     gtl_arms,
     guide_mode_arms,
+    scout_count_arms,
     select_arms,
 )
 from gtlomics.evaluation.baselines import BaselineConfig, InnerCVLogisticRegression, make_baseline
@@ -81,6 +82,7 @@ __all__ = [
     "pooled_scores",
     "run_experiment",
     "score_predictions",
+    "scout_count_arms",
     "select_arms",
     "summarize",
     "summary_markdown",

@@ -25,6 +25,7 @@ __all__ = [
     "build_arms",
     "gtl_arms",
     "guide_mode_arms",
+    "scout_count_arms",
     "scratch_shape",
     "select_arms",
 ]
@@ -49,11 +50,12 @@ class Arm:
         ``"baseline"`` or ``"neural"`` (neural arms expose ``history_`` after fit).
     description
         One line for the report.
-    blas_threads
-        Limit BLAS to this many threads while the arm fits and predicts (None: no limit). The
-        baselines use 1: on few-shot matrices OpenBLAS threading costs far more than it saves
-        (a 8 × 120 logistic regression took 0.18 s with 2 threads on a busy 2-core machine and
-        0.002 s with 1).
+    threads
+        Limit native thread pools (BLAS, OpenMP and torch's intra-op pool) to this many threads
+        while the arm fits and predicts (None: no limit). Every built-in arm uses 1: few-shot
+        matrices are too small for threads to pay, and on a busy 2-core machine they cost a lot
+        (an 8 × 120 logistic regression: 0.18 s with 2 BLAS threads, 0.002 s with 1; one GTL
+        fit of 18 samples × 256 genes: 13.9 s with 2 torch threads, 3.2 s with 1).
 
     Examples
     --------
@@ -67,7 +69,7 @@ class Arm:
     factory: Callable[[int], BaseEstimator] = field(repr=False)
     kind: ArmKind = "baseline"
     description: str = ""
-    blas_threads: int | None = None
+    threads: int | None = None
 
     def build(self, seed: int) -> BaseEstimator:
         """Return a fresh estimator seeded with ``seed``."""
@@ -90,7 +92,7 @@ def baseline_arms(
             raise ValueError(f"Unknown baseline {name!r}; choose from {BASELINE_NAMES}.")
         description = f"{descriptions[name]} on log-CPM, top {config.n_genes} variable genes"
         factory = partial(_build_baseline, name, config)
-        arms.append(Arm(name, factory, "baseline", description, blas_threads=1))
+        arms.append(Arm(name, factory, "baseline", description, threads=1))
     return arms
 
 
@@ -130,7 +132,7 @@ def gtl_arms(
     shared = dict(params or {})
     settings = {
         "scratch": (
-            {"foundation": None, **scratch_shape(foundation)},
+            {"foundation": None, **(scratch_shape(foundation) if "scratch" in names else {})},
             "same transformer from scratch (no pre-training)",
         ),
         "pretrained": (
@@ -145,7 +147,7 @@ def gtl_arms(
             raise ValueError(f"Unknown GTL arm {name!r}; choose from {GTL_ARM_NAMES}.")
         own, description = settings[name]
         factory = partial(_build_gtl, {**shared, **own})
-        arms.append(Arm(name, factory, "neural", description))
+        arms.append(Arm(name, factory, "neural", description, threads=1))
     return arms
 
 
@@ -190,7 +192,35 @@ def guide_mode_arms(
     for mode in ("global", "per_tensor"):
         settings = {**dict(params or {}), "foundation": foundation, parameter: mode}
         factory = partial(_build_gtl, settings)
-        arms.append(Arm(f"gtl_{mode}", factory, "neural", f"GTL, guides normalised {mode}"))
+        description = f"GTL, guides normalised {mode}"
+        arms.append(Arm(f"gtl_{mode}", factory, "neural", description, threads=1))
+    return arms
+
+
+def scout_count_arms(
+    foundations: Mapping[int, Any], *, params: Mapping[str, Any] | None = None
+) -> list[Arm]:
+    """Ablation: GTL with guides from different numbers of scouts.
+
+    Parameters
+    ----------
+    foundations
+        Number of scouts → a foundation built with that many (same corpus and seed otherwise, so
+        that only scouting differs: ``build_foundation(corpus, n_scouts=n, random_state=s)``).
+    params
+        Extra ``GTLClassifier`` parameters.
+
+    Returns
+    -------
+    list of Arm
+        ``gtl_scouts_<n>``, in increasing ``n``.
+    """
+    arms = []
+    for n_scouts in sorted(foundations):
+        settings = {**dict(params or {}), "foundation": foundations[n_scouts]}
+        factory = partial(_build_gtl, settings)
+        description = f"GTL, guides from {n_scouts} scouts"
+        arms.append(Arm(f"gtl_scouts_{n_scouts}", factory, "neural", description, threads=1))
     return arms
 
 

@@ -43,7 +43,8 @@ class DemoConfig:
     Parameters
     ----------
     n_genes
-        Genes of the synthetic design.
+        Genes of the synthetic design (by default equal to ``vocab_size``, so the foundation's
+        vocabulary holds every gene the baselines see).
     n_corpus, n_fewshot
         Samples of the unlabelled corpus and of the few-shot study (half treated).
     condition_effect, n_condition_genes
@@ -60,7 +61,7 @@ class DemoConfig:
         Root seed (design, samples, build, evaluation).
     """
 
-    n_genes: int = 600
+    n_genes: int = 256
     n_corpus: int = 300
     n_fewshot: int = 24
     condition_effect: float = 0.8

@@ -11,6 +11,7 @@ from typing import Any
 
 from gtlomics.evaluation.arms import BASELINE_NAMES, GTL_ARM_NAMES, build_arms
 from gtlomics.evaluation.baselines import BaselineConfig
+from gtlomics.evaluation.cousin_map import cousin_task_map
 from gtlomics.evaluation.data import labelled_samples
 from gtlomics.evaluation.protocols import make_protocol
 from gtlomics.evaluation.report import Report, write_report
@@ -79,6 +80,7 @@ def run_experiment(
     out_dir: str | Path,
     *,
     foundation: Any = None,
+    corpus: Any = None,
     progress: bool = True,
 ) -> ExperimentOutcome:
     """Evaluate ``spec.arms`` on ``adata`` and write the report to ``out_dir``.
@@ -93,6 +95,8 @@ def run_experiment(
         Report directory.
     foundation
         ``Foundation`` or directory for the pre-trained arms.
+    corpus
+        The foundation's unlabelled corpus; when given, the report includes the cousin-task map.
     progress
         Progress bar over folds.
     """
@@ -120,9 +124,17 @@ def run_experiment(
         random_state=spec.random_state,
         progress=progress,
     )
-    guides = getattr(foundation, "guides", None)
+    extra_plots = []
+    if corpus is not None and foundation is not None:
+        seed = spec.random_state
+        extra_plots.append(("cousin_tasks", lambda: cousin_task_map(foundation, corpus, seed=seed)))
     report = write_report(
-        result, out_dir, title=spec.title, data_note=spec.data_note, guides=guides
+        result,
+        out_dir,
+        title=spec.title,
+        data_note=spec.data_note,
+        guides=getattr(foundation, "guides", None),
+        extra_plots=extra_plots,
     )
     return ExperimentOutcome(result, report)
 

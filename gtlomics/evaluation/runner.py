@@ -9,6 +9,7 @@ fold only (inner CV), and neural arms train on a schedule fixed in advance.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -160,7 +161,7 @@ def _plan(protocol, y, groups, n_repeats: int, random_state: int) -> list[tuple[
 
 def _run_arm(arm: Arm, X_train, y_train, X_test, y_test, seed: int):
     estimator = arm.build(seed)
-    with _thread_limit(arm.blas_threads):
+    with limited_threads(arm.threads):
         start = time.perf_counter()
         estimator.fit(X_train, y_train)
         fit_seconds = time.perf_counter() - start
@@ -176,10 +177,25 @@ def _run_arm(arm: Arm, X_train, y_train, X_test, y_test, seed: int):
     return record, _prediction_frame(predictions), history_frame(history)
 
 
-def _thread_limit(blas_threads: int | None):
-    if blas_threads is None:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=blas_threads, user_api="blas")
+@contextlib.contextmanager
+def limited_threads(n_threads: int | None):
+    """Limit BLAS/OpenMP pools and torch's intra-op threads to ``n_threads``, then restore them.
+
+    Torch is only touched when it is already imported (a neural arm's factory imports it).
+    """
+    if n_threads is None:
+        yield
+        return
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=n_threads):
+        if torch is not None:
+            torch.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            if torch is not None:
+                torch.set_num_threads(previous)
 
 
 def _predict(estimator, X_test, y_test) -> Predictions:

@@ -101,15 +101,16 @@ def build_foundation(
     Foundation
     """
     plan = _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cousin_tasks)
+    if plan.n_scouts < 1:
+        raise ValueError(f"n_scouts must be >= 1 (one scout per cousin task), got {plan.n_scouts}.")
     preprocessing = preprocessing or PreprocessingConfig()
     table = _read_corpus(corpus, preprocessing)
     plain = replace(preprocessing, layer=None, gene_column=None)
-    vocab_seed, encoder_seed, pretrain_seed, task_seed, head_seed, scout_seed = _seeds(
-        random_state, 6
-    )
+    encoder_seed, pretrain_seed, task_seed, head_seed, scout_seed = _seeds(random_state, 5)
     vocab = _choose_vocab(table, plan.n_genes, plain)
     prepared = prepare_expression(table, vocab, plain)
     plain = replace(plain, input_scale=prepared.input_scale)
+    _check_variation(prepared.values)
     enc_config = _encoder_config(encoder, plan, len(vocab))
     model = ExpressionEncoder(enc_config, seed=encoder_seed)
     checkpoints = _checkpoints(checkpoint_dir, checkpoint_every)
@@ -208,10 +209,23 @@ def _encoder_config(
     return EncoderConfig(**settings)
 
 
+def _check_variation(values: np.ndarray) -> None:
+    if not np.any(np.ptp(values, axis=0) > 0):
+        raise ValueError(
+            "All samples are identical after normalisation (every gene is constant); "
+            "pre-training and cousin tasks need variation between samples."
+        )
+
+
 def _checkpoints(checkpoint_dir: str | os.PathLike | None, every: int) -> dict:
     if checkpoint_dir is None:
         return {}
     folder = Path(checkpoint_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"checkpoint_dir {folder} is a file, not a folder; pass a folder path (it is "
+            "created when missing)."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     return {
         "pretrain": CheckpointConfig(folder / "pretrain.pt", every_n_steps=every),

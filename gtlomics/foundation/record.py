@@ -153,14 +153,7 @@ class Foundation:
     def make_encoder(self, device: str | torch.device = "cpu") -> ExpressionEncoder:
         """A fresh encoder holding the pre-trained weights, on ``device``."""
         encoder = ExpressionEncoder(self.encoder_config)
-        try:
-            encoder.load_state_dict(dict(self.encoder_state))
-        except RuntimeError as error:
-            raise FoundationIntegrityError(
-                "The foundation's encoder weights do not fit this gtlomics's encoder layout "
-                f"(gtlomics {__version__}; foundation built by "
-                f"{self.provenance.library_version}): {error}. Rebuild the foundation."
-            ) from error
+        _load_weights(encoder, self.encoder_state, "encoder", self.provenance)
         return encoder.to(device)
 
     def make_model(
@@ -183,7 +176,7 @@ class Foundation:
         head = ClassificationHead(self.encoder_config.d_model, n_classes, seed=seed)
         head_from_init = n_classes == self.head_classes
         if head_from_init:
-            head.load_state_dict(dict(self.head_init))
+            _load_weights(head, self.head_init, "head_init", self.provenance)
         return GTLModel(self.make_encoder(), head).to(device), head_from_init
 
     def guides_for(
@@ -245,15 +238,23 @@ class Foundation:
         guides = None
         if config.get("has_guides"):
             guides = GuideValues.from_state_dict(load_tensors(folder / _GUIDES, device))
-        foundation = cls(
-            vocab=GeneVocab.from_list(genes),
-            preprocessing=PreprocessingConfig.from_dict(config["preprocessing"]),
-            encoder_config=EncoderConfig.from_dict(config["encoder"]),
-            encoder_state=load_tensors(folder / _ENCODER, device),
-            head_init=load_tensors(folder / _HEAD, device),
-            guides=guides,
-            provenance=Provenance.from_dict(config["provenance"]),
-        )
+        try:
+            foundation = cls(
+                vocab=GeneVocab.from_list(genes),
+                preprocessing=PreprocessingConfig.from_dict(config["preprocessing"]),
+                encoder_config=EncoderConfig.from_dict(config["encoder"]),
+                encoder_state=load_tensors(folder / _ENCODER, device),
+                head_init=load_tensors(folder / _HEAD, device),
+                guides=guides,
+                provenance=Provenance.from_dict(config["provenance"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, FoundationIntegrityError):
+                raise
+            raise FoundationIntegrityError(
+                f"{folder / _CONFIG} or genes.txt is not a valid foundation description "
+                f"({type(error).__name__}: {error}). Save or build it again."
+            ) from error
         foundation._check_consistent(folder)
         return foundation
 
@@ -263,4 +264,33 @@ class Foundation:
                 f"{folder}: genes.txt lists {self.n_genes} genes but the encoder was built for "
                 f"{self.encoder_config.n_genes}. Rebuild the foundation."
             )
-        self.make_model(self.head_classes)  # weights must fit the current module layout
+        model, _ = self.make_model(self.head_classes)  # weights must fit the module layout
+        if self.guides is None:
+            return
+        shapes = {name: p.shape for name, p in model.named_parameters() if p.requires_grad}
+        for name, guide in self.guides.raw.items():
+            if shapes.get(name) != guide.shape:
+                raise FoundationIntegrityError(
+                    f"{folder}: the guide for {name!r} has shape {tuple(guide.shape)} but the "
+                    f"model's parameter has {tuple(shapes[name]) if name in shapes else 'none'}."
+                    " Rebuild the foundation."
+                )
+        missing = sorted(set(shapes) - set(self.guides.raw))
+        if missing:
+            raise FoundationIntegrityError(
+                f"{folder}: guides are missing for {missing[:3]} ({len(missing)} parameters). "
+                "Rebuild the foundation."
+            )
+
+
+def _load_weights(
+    module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str, provenance: Provenance
+) -> None:
+    try:
+        module.load_state_dict(dict(state))
+    except RuntimeError as error:
+        raise FoundationIntegrityError(
+            f"The foundation's {what} weights do not fit its config with this gtlomics "
+            f"{__version__} (foundation built by {provenance.library_version}). Rebuild the "
+            f"foundation. Details: {error}"
+        ) from error

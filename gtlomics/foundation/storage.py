@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gtlomics._version import __version__
@@ -31,8 +32,8 @@ __all__ = [
     "FoundationIntegrityError",
     "FoundationVersionError",
     "load_tensors",
-    "read_json",
     "read_checked_dir",
+    "read_json",
     "save_tensors",
     "sha256_file",
     "write_checked_dir",
@@ -83,8 +84,13 @@ def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: dict
 
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Load a safetensors file onto ``device``."""
-    return load_file(str(path), device=str(device))
+    """Load a safetensors file onto ``device``; an unreadable file is an integrity error."""
+    try:
+        return load_file(str(path), device=str(device))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        raise FoundationIntegrityError(
+            f"Could not read {path}: {error}. The file is damaged; save or build it again."
+        ) from error
 
 
 def write_checked_dir(
@@ -158,9 +164,7 @@ def _move_into_place(staging: Path, dest: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def read_checked_dir(
-    path: str | os.PathLike, *, format_name: str, supported_version: int
-) -> dict:
+def read_checked_dir(path: str | os.PathLike, *, format_name: str, supported_version: int) -> dict:
     """Verify a checked directory and return its ``checksums.json`` record.
 
     Raises
@@ -205,7 +209,12 @@ def _check_format(folder: Path, record: dict, format_name: str, supported: int) 
             f"{folder} holds a {found_name!r} save, not a {format_name!r} one; "
             "load it with the matching class."
         )
-    if not isinstance(version, int) or version > supported:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise FoundationVersionError(
+            f"{folder / CHECKSUMS_FILE} is malformed: format_version must be an integer, got "
+            f"{version!r}. Save or build it again."
+        )
+    if version > supported:
         raise FoundationVersionError(
             f"{folder} was written by gtlomics {written_by} in {format_name} format version "
             f"{version}; this gtlomics {__version__} reads version {supported}. "

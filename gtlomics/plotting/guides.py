@@ -1,7 +1,8 @@
 """Distribution of guide values per layer of a foundation.
 
 A layer is a parameter name cut after its first numeric component (``encoder.blocks.0``), or, when
-there is none, with its last component removed (``encoder.gene_embedding``).
+there is none, with its last component removed (``encoder.gene_embedding``); a two-part name that
+is a parameter of its own (``encoder.cls_token``) is its own layer.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ def layer_of(parameter: str) -> str:
     'encoder.blocks.1'
     >>> layer_of("head.linear.bias")
     'head.linear'
+    >>> layer_of("encoder.cls_token")
+    'encoder.cls_token'
     """
     parts = parameter.split(".")
     for i, part in enumerate(parts):
         if part.isdigit():
             return ".".join(parts[: i + 1])
-    return ".".join(parts[:-1]) or parameter
+    if len(parts) <= 2:
+        return parameter
+    return ".".join(parts[:-1])
 
 
 def guide_values_by_layer(

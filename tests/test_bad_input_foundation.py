@@ -1,0 +1,253 @@
+"""Bad input to Foundation.build / Foundation.load beyond ``test_foundation_errors.py``.
+
+Build: problems visible in the corpus or the arguments must stop the build *before*
+pre-training (hours on a real corpus), with a message that names the problem and the fix.
+Load: a directory whose checksums match but whose contents do not fit this gtlomics (a foundation
+written by an incompatible version, or by a faulty writer) must raise
+:class:`FoundationIntegrityError`, never crash deep inside torch or load silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gtlomics.expression import PreprocessingConfig
+from gtlomics.foundation import Foundation, FoundationIntegrityError, FoundationVersionError
+
+pytest_plugins = ["gtl_support"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+class _WorkStarted(Exception):
+    """Raised by the pre-training stand-in: the build got past its checks."""
+
+
+@pytest.fixture()
+def no_training(monkeypatch):
+    """Pre-training raises :class:`_WorkStarted`, so a test sees whether checks came first."""
+
+    def started(*args, **kwargs):
+        raise _WorkStarted("pre-training started before the input was checked")
+
+    monkeypatch.setattr(importlib.import_module("gtlomics.foundation.build"), "pretrain", started)
+
+
+@pytest.fixture()
+def corpus(gtl) -> ad.AnnData:
+    return gtl.corpus()[:40].copy()
+
+
+def _with_matrix(adata: ad.AnnData, matrix) -> ad.AnnData:
+    return ad.AnnData(matrix, obs=adata.obs.copy(), var=adata.var.copy())
+
+
+# ------------------------------------------------------------------------------------ build
+
+
+@pytest.mark.parametrize(("value", "problem"), [(np.nan, "NaN or infinite"), (-1.0, "negative")])
+def test_sparse_corpus_with_bad_values_names_sample_and_gene(corpus, no_training, value, problem):
+    matrix = sp.csr_matrix(np.asarray(corpus.X, dtype=np.float64))
+    matrix.data[5] = value  # the 6th stored entry of the first sample
+    gene = corpus.var_names[matrix.indices[5]]
+    with pytest.raises(
+        ValueError, match=f"1 {problem} .*sample '{corpus.obs_names[0]}', gene '{gene}'"
+    ):
+        Foundation.build(_with_matrix(corpus, matrix), preset="tiny")
+
+
+def test_log_values_where_counts_are_declared(corpus, no_training):
+    counts = np.asarray(corpus.X, dtype=np.float64)
+    logged = np.log1p(counts / counts.sum(1, keepdims=True) * 1e4)
+    with pytest.raises(ValueError, match="input_scale='counts' but the values look already log"):
+        Foundation.build(
+            _with_matrix(corpus, logged),
+            preset="tiny",
+            preprocessing=PreprocessingConfig(input_scale="counts"),
+        )
+
+
+def test_corpus_without_genes(no_training):
+    with pytest.raises(ValueError, match=r"empty \(shape \(40, 0\)\)"):
+        Foundation.build(ad.AnnData(np.zeros((40, 0), dtype=np.float32)), preset="tiny")
+
+
+def test_bad_sizes_are_refused_before_training(corpus, tmp_path, no_training):
+    with pytest.raises(ValueError, match="n_genes must be >= 1, got 0"):
+        Foundation.build(corpus, preset="tiny", n_genes=0)
+    with pytest.raises(ValueError, match="d_model=10 is not divisible by n_heads=4"):
+        Foundation.build(corpus, preset="tiny", encoder={"d_model": 10, "n_heads": 4})
+    with pytest.raises(ValueError, match="every_n_steps must be >= 1"):
+        Foundation.build(corpus, preset="tiny", checkpoint_dir=tmp_path, checkpoint_every=0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=_WorkStarted,
+    reason="build_foundation passes n_scouts to ClusterScoutGenerator only after pre-training; "
+    "its error then names 'n_tasks'",
+)
+def test_zero_scouts_is_refused_before_training(corpus, no_training):
+    with pytest.raises(ValueError, match="n_scouts"):
+        Foundation.build(corpus, preset="tiny", n_scouts=0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=_WorkStarted,
+    reason="a corpus of identical samples is detected by ClusterScoutGenerator, after "
+    "pre-training; build cousin tasks (or check the corpus) before pre-training",
+)
+def test_identical_samples_are_refused_before_training(corpus, no_training):
+    same = np.tile(np.asarray(corpus.X[:1], dtype=np.float32), (40, 1))
+    with pytest.raises(ValueError, match="All samples are identical"):
+        Foundation.build(_with_matrix(corpus, same), preset="tiny")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=FileExistsError,
+    reason="_checkpoints() calls mkdir on a checkpoint_dir that is a file: a bare "
+    "'[Errno 17] File exists' that does not say the folder is the problem",
+)
+def test_checkpoint_dir_that_is_a_file(corpus, tmp_path, no_training):
+    clash = tmp_path / "checkpoints"
+    clash.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"checkpoint_dir .* is a file"):
+        Foundation.build(corpus, preset="tiny", checkpoint_dir=clash)
+
+
+# ------------------------------------------------------------------------------------- load
+
+
+def _edited_copy(source: str, target: Path, edit: Callable[[Path], None]) -> Path:
+    """Copy a saved foundation, edit it, and re-record the checksums (they match the edit)."""
+    folder = shutil.copytree(source, target)
+    edit(folder)
+    record = json.loads((folder / "checksums.json").read_text())
+    for name in record["files"]:
+        record["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "checksums.json").write_text(json.dumps(record))
+    return folder
+
+
+def _edit_config(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        change(config)
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return edit
+
+
+def test_a_file_instead_of_a_folder(foundation_dir):
+    with pytest.raises(FileNotFoundError, match=r"No saved gtlomics directory at .*config.json"):
+        Foundation.load(Path(foundation_dir) / "config.json")
+
+
+def test_gene_list_that_disagrees_with_the_weights(foundation_dir, tmp_path):
+    def drop_a_gene(folder: Path) -> None:
+        genes = (folder / "genes.txt").read_text().split()
+        (folder / "genes.txt").write_text("\n".join(genes[:-1]) + "\n")
+
+    edited = _edited_copy(foundation_dir, tmp_path / "genes", drop_a_gene)
+    with pytest.raises(FoundationIntegrityError, match=r"genes.txt lists 63 genes .* built for 64"):
+        Foundation.load(edited)
+
+
+def test_truncated_guides_are_detected(foundation_dir, tmp_path):
+    folder = shutil.copytree(foundation_dir, tmp_path / "truncated")
+    data = (folder / "guides.safetensors").read_bytes()
+    (folder / "guides.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(
+        FoundationIntegrityError, match=r"guides.safetensors: the file was truncated"
+    ):
+        Foundation.load(folder)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=KeyError,
+    reason="Foundation.load indexes config['encoder'] directly: a bare KeyError('encoder')",
+)
+def test_config_without_an_encoder_section(foundation_dir, tmp_path):
+    edited = _edited_copy(
+        foundation_dir, tmp_path / "config", _edit_config(lambda c: c.pop("encoder"))
+    )
+    with pytest.raises(FoundationIntegrityError, match=r"config.json"):
+        Foundation.load(edited)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="make_model loads head_init with a bare load_state_dict: torch's RuntimeError "
+    "(size mismatch) escapes instead of FoundationIntegrityError",
+)
+def test_encoder_config_that_does_not_fit_the_weights(foundation_dir, tmp_path):
+    def wider(config: dict) -> None:
+        config["encoder"]["d_model"] *= 2
+
+    edited = _edited_copy(foundation_dir, tmp_path / "wider", _edit_config(wider))
+    with pytest.raises(FoundationIntegrityError, match="do not fit"):
+        Foundation.load(edited)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="Foundation.load never checks guide names/shapes against the model: a guide of the "
+    "wrong shape loads, and adapt_guides later turns it into 1.0 (unguided) without a word",
+)
+def test_guides_that_do_not_fit_the_model(foundation_dir, tmp_path):
+    def reshape_a_guide(folder: Path) -> None:
+        state = load_file(folder / "guides.safetensors")
+        state["encoder.norm.weight"] = torch.zeros(3)
+        save_file(state, folder / "guides.safetensors")
+
+    edited = _edited_copy(foundation_dir, tmp_path / "guides", reshape_a_guide)
+    with pytest.raises(FoundationIntegrityError, match=r"encoder.norm.weight"):
+        Foundation.load(edited)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=SafetensorError,
+    reason="an unreadable safetensors file whose checksum matches raises safetensors' own "
+    "SafetensorError, not FoundationIntegrityError",
+)
+def test_unreadable_weights_with_a_matching_checksum(foundation_dir, tmp_path):
+    def garble(folder: Path) -> None:
+        (folder / "encoder.safetensors").write_bytes(b"\x00" * 64)
+
+    edited = _edited_copy(foundation_dir, tmp_path / "garbled", garble)
+    with pytest.raises(FoundationIntegrityError, match=r"encoder.safetensors"):
+        Foundation.load(edited)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="a non-integer format_version ('1') gets 'written in format version 1; this gtlomics "
+    "reads version 1. Upgrade gtlomics': it should say checksums.json is malformed",
+)
+def test_format_version_that_is_not_a_number(foundation_dir, tmp_path):
+    folder = shutil.copytree(foundation_dir, tmp_path / "version")
+    record = json.loads((folder / "checksums.json").read_text())
+    record["format_version"] = "1"
+    (folder / "checksums.json").write_text(json.dumps(record))
+    with pytest.raises(FoundationVersionError) as error:
+        Foundation.load(folder)
+    assert "Upgrade" not in str(error.value)
