@@ -46,14 +46,26 @@ def write_corpus(path: Path, n_samples: int, n_genes: int) -> None:
 
 
 def warm_up_imports(path: str, vocab) -> None:
-    """Import what both modes use (anndata, h5py, pandas…) before tracing: imports allocate
-    tens of MiB of Python objects that would otherwise count as the first mode's data."""
-    import anndata  # noqa: F401
-
+    """Import what both modes use before tracing: anndata, h5py and pandas for the reader, and
+    the parts of torch a first training step loads lazily (tens of MiB of Python objects that
+    would otherwise count as the first mode's data)."""
+    from gtlomics.nn import EncoderConfig, ExpressionEncoder
     from gtlomics.scale import H5adCorpus
+    from gtlomics.train import PretrainConfig, pretrain
+    from gtlomics.train.streaming import ArrayCorpus, pretrain_streaming
 
     for _ in H5adCorpus(path, vocab, chunk_size=8).chunks():
         break
+    tiny = np.ones((8, 4), dtype=np.float32)
+    config = PretrainConfig(epochs=1, batch_size=4)
+    pretrain(
+        ExpressionEncoder(EncoderConfig(n_genes=4, d_model=4, n_heads=1)),
+        tiny,
+        config=config,
+        seed=0,
+    )
+    encoder = ExpressionEncoder(EncoderConfig(n_genes=4, d_model=4, n_heads=1))
+    pretrain_streaming(encoder, ArrayCorpus(tiny, chunk_size=4), config=config, seed=0)
 
 
 def run_mode(mode: str, path: str, chunk: int, epochs: int, n_genes: int) -> dict:

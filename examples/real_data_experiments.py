@@ -87,7 +87,9 @@ def corpus_excluding(datasets: dict, exclude: str):
     return concat_datasets({name: a for name, a in datasets.items() if name != exclude})
 
 
-def build_corpus_foundation(datasets: dict, exclude: str, sizes: Sizes, seed: int):
+def build_corpus_foundation(
+    datasets: dict, exclude: str, sizes: Sizes, seed: int, n_scouts: int | None = None
+):
     """A foundation pre-trained and scouted on every dataset except ``exclude`` (and its corpus)."""
     from gtlomics.foundation import build_foundation, get_preset
     from gtlomics.train import PretrainConfig, ScoutConfig
@@ -100,7 +102,7 @@ def build_corpus_foundation(datasets: dict, exclude: str, sizes: Sizes, seed: in
         d_model=sizes.d_model,
         n_layers=sizes.n_layers,
         n_heads=4,
-        n_scouts=sizes.n_scouts,
+        n_scouts=n_scouts or sizes.n_scouts,
         pretrain=PretrainConfig(epochs=sizes.pretrain_epochs, batch_size=16),
         scouts=ScoutConfig(steps=sizes.scout_steps, batch_size=16),
         cousin_tasks=preset.cousin_tasks,
@@ -159,6 +161,39 @@ def reference_spec(seed: int) -> ExperimentSpec:
     )
 
 
+def run_scout_ablation(datasets: dict, sizes: Sizes, out: Path, seed: int) -> None:
+    """OSD-758: GTL with guides from 4 vs ``sizes.n_scouts`` scouts (same pre-training seed)."""
+    from gtlomics.evaluation import (
+        StratifiedKFoldCV,
+        baseline_arms,
+        evaluate,
+        scout_count_arms,
+        write_report,
+    )
+
+    counts = sorted({4, sizes.n_scouts})
+    foundations = {
+        n: build_corpus_foundation(datasets, "OSD-758", sizes, seed, n_scouts=n)[0] for n in counts
+    }
+    arms = baseline_arms(["logreg"]) + scout_count_arms(
+        foundations, params={"epochs": sizes.finetune_epochs}
+    )
+    adata = datasets["OSD-758"]
+    result = evaluate(
+        arms,
+        adata,
+        adata.obs["spaceflight"].astype(str).to_numpy(),
+        protocol=StratifiedKFoldCV(sizes.n_splits),
+        n_repeats=sizes.n_repeats,
+        random_state=seed,
+    )
+    note = f"REAL data. Same pre-training seed; only the number of scouts differs. {sizes}."
+    title = "OSD-758: number-of-scouts ablation"
+    report = write_report(result, out / "osd758_scouts", title=title, data_note=note,
+                          challenger=f"gtl_scouts_{counts[-1]}")  # fmt: skip
+    print(report.summary_md.read_text(), flush=True)
+
+
 def run(args: argparse.Namespace) -> None:
     """Run the selected experiments and write one report directory per experiment."""
     sizes = Sizes.fast() if args.fast else Sizes()
@@ -167,6 +202,8 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if "reference" in args.experiments:
         run_experiment(reference_spec(args.seed), datasets["OSD-758"], out / "osd758_loo_baselines")
+    if "scouts" in args.experiments:
+        run_scout_ablation(datasets, sizes, out, args.seed)
     plans = {"osd758": ("OSD-758", osd758_spec), "adipo": ("curatedAdipoRNA", adipo_spec)}
     for key, (name, make_spec) in plans.items():
         if key not in args.experiments:
@@ -192,7 +229,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ablations", action="store_true", help="add per-tensor guides arm")
     parser.add_argument(
         "--experiments", default="reference,osd758,adipo", type=lambda s: s.split(","),
-        help="comma-separated subset of reference,osd758,adipo",
+        help="comma-separated subset of reference,osd758,adipo,scouts (scout-count ablation)",
     )  # fmt: skip
     return parser.parse_args(argv)
 

@@ -34,8 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     say = (lambda message: None) if args.quiet else _print
     try:
         args.handler(args, say)
-    except (ValueError, KeyError, FileNotFoundError) as error:
-        print(f"gtlomics: error: {error}", file=sys.stderr)
+    except (ValueError, KeyError, OSError) as error:  # OSError: missing files, downloads
+        message = " ".join(str(error).strip("'\"").split())
+        print(f"gtlomics: error: {message}", file=sys.stderr)
         return 1
     return 0
 
@@ -137,12 +138,12 @@ def _run_demo(args, say: Callable[[str], None]) -> None:
 
 
 def _run_foundation_build(args, say) -> None:
-    import anndata as ad
-
     from gtlomics.expression import PreprocessingConfig
     from gtlomics.foundation import build_foundation, default_foundation_dir
 
-    corpus = ad.read_h5ad(args.input)
+    out = Path(args.out) if args.out else default_foundation_dir()
+    _check_build_paths(out, args)
+    corpus = _read_h5ad(args.input)
     preprocessing = PreprocessingConfig(layer=args.layer, gene_column=args.gene_column)
     say(f"Building a foundation ({args.preset}) on {corpus.n_obs} samples from {args.input}...")
     foundation = build_foundation(
@@ -156,23 +157,43 @@ def _run_foundation_build(args, say) -> None:
         progress=not args.quiet,
         checkpoint_dir=args.checkpoint_dir,
     )
-    out = Path(args.out) if args.out else default_foundation_dir()
     saved = foundation.save(out, overwrite=args.overwrite)
     say(f"Saved foundation to {saved}")
 
 
-def _run_evaluate(args, say) -> None:
+def _check_build_paths(out: Path, args) -> None:
+    """Refuse, before hours of training, what would make the build fail at the end."""
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"{out} already exists; pass --overwrite to replace it or another --out.")
+    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else None
+    if checkpoints is not None and checkpoints.exists() and not checkpoints.is_dir():
+        raise ValueError(f"--checkpoint-dir {checkpoints} is a file; pass a checkpoint folder.")
+    if args.n_scouts is not None and args.n_scouts < 1:
+        raise ValueError(f"--n-scouts must be at least 1, got {args.n_scouts}.")
+
+
+def _read_h5ad(path: str):
+    """Read an .h5ad file; a missing or unreadable file is one clear error naming it."""
     import anndata as ad
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    try:
+        return ad.read_h5ad(path)
+    except OSError as error:
+        raise ValueError(f"{path} is not a readable .h5ad file ({error}).") from error
+
+
+def _run_evaluate(args, say) -> None:
     from gtlomics.evaluation.arms import BASELINE_NAMES
     from gtlomics.evaluation.data import concat_datasets
     from gtlomics.evaluation.experiment import resolve_foundation, run_experiment
 
-    adata = ad.read_h5ad(args.data)
+    adata = _read_h5ad(args.data)
     spec = _experiment_spec(args)
     if args.test_data:
         train_name, test_name = Path(args.data).stem, Path(args.test_data).stem
-        adata = concat_datasets({train_name: adata, test_name: ad.read_h5ad(args.test_data)})
+        adata = concat_datasets({train_name: adata, test_name: _read_h5ad(args.test_data)})
         spec = replace(
             spec, protocol="cross", group_key="dataset", train_group=train_name,
             test_group=test_name,

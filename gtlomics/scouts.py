@@ -90,8 +90,9 @@ class ClusterScoutGenerator(BaseEstimator):
     non-constant genes, ``n_neighbors`` at ``n - 1``, ``n_components`` at ``n_pca`` and ``n - 2``
     (UMAP's spectral initialisation needs it), and ``n_clusters`` at ``n // min_cluster_size``,
     each with a :class:`ScoutCapWarning`; ``n_tasks`` is capped at the number of distinct cluster
-    groups. Fewer than ``classes_per_task × min_cluster_size`` samples, identical samples, or fewer
-    than ``classes_per_task`` clusters of ``min_cluster_size`` are a ``ValueError``.
+    groups. Fewer than ``classes_per_task × min_cluster_size`` samples, no genes, identical samples,
+    negative values, or fewer than ``classes_per_task`` clusters of ``min_cluster_size`` are a
+    ``ValueError``.
 
     PCA centres but does not scale genes; KMeans runs 10 k-means++ restarts on the embedding.
 
@@ -125,7 +126,7 @@ class ClusterScoutGenerator(BaseEstimator):
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> X = np.vstack([rng.normal(m, 0.1, (20, 8)) for m in (0, 3, 6)])
+    >>> X = np.vstack([rng.normal(m, 0.1, (20, 8)) for m in (1, 4, 7)])  # log-scale values
     >>> scouts = ClusterScoutGenerator(n_pca=8, n_components=2, n_clusters=3, n_tasks=3,
     ...                                n_epochs=50, random_state=0).fit(X)
     >>> len(scouts.tasks_), scouts.tasks_[0].n_classes
@@ -181,8 +182,9 @@ class ClusterScoutGenerator(BaseEstimator):
         X
             ``(n_samples, n_genes)`` log-normalised values: ndarray, scipy sparse (densified),
             DataFrame, or a :class:`~gtlomics.expression.PreparedExpression`; converted to
-            float32. Integer matrices with values above ``LOG_SCALE_MAX`` look like raw counts
-            and are refused.
+            float32. Values must be finite and non-negative (z-scored or centred data is
+            refused); integer matrices with values above ``LOG_SCALE_MAX`` look like raw counts
+            and are refused. A matrix with no genes is refused.
         y
             Ignored.
         """
@@ -352,22 +354,40 @@ def _check_matrix(X: Any) -> np.ndarray:
     check_numeric_dtype(values.dtype, "X")
     if values.ndim != 2:
         raise ValueError(f"X must be 2-D (samples × genes), got shape {values.shape}.")
-    values = values.astype(np.float32)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        where = f"row {row}, column {col}"
-        if names is not None:
-            where += f" (sample {names[0][row]!r}, gene {names[1][col]!r})"
+    if values.shape[1] == 0:
         raise ValueError(
-            f"X has {int(bad.sum())} NaN or infinite values, first at {where}; impute or drop them."
+            f"X has 0 genes (shape {values.shape}); pass a samples × genes matrix with genes."
         )
+    values = values.astype(np.float32)
+    _refuse_entries(values, ~np.isfinite(values), "NaN or infinite", "impute or drop them", names)
+    _refuse_entries(
+        values,
+        values < 0,
+        "negative",
+        "cousin tasks expect log-normalised, non-negative expression (log1p of normalised "
+        "counts), not z-scored or centred values. Use gtlomics.expression.prepare_expression "
+        "on the counts",
+        names,
+    )
     if values.size and values.max() > LOG_SCALE_MAX and np.all(values == np.round(values)):
         raise ValueError(
             f"X looks like raw counts (integers up to {values.max():.0f}); cousin tasks need "
             "log-normalised values. Use gtlomics.expression.prepare_expression first."
         )
     return values
+
+
+def _refuse_entries(
+    values: np.ndarray, bad: np.ndarray, problem: str, fix: str, names: tuple | None
+) -> None:
+    """Raise a ValueError counting the ``bad`` entries and naming the first one."""
+    if not bad.any():
+        return
+    row, col = np.argwhere(bad)[0]
+    where = f"row {row}, column {col}"
+    if names is not None:
+        where += f" (sample {names[0][row]!r}, gene {names[1][col]!r})"
+    raise ValueError(f"X has {int(bad.sum())} {problem} values, first at {where}; {fix}.")
 
 
 def _import_umap():

@@ -72,12 +72,6 @@ def test_nan_in_the_corpus_names_sample_and_gene_and_writes_nothing(gtl, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.h5ad"]  # no partial output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="cli.main catches ValueError/KeyError/FileNotFoundError only: h5py's OSError for a "
-    "file that is not HDF5 escapes as a traceback",
-)
 def test_a_file_that_is_not_h5ad(tmp_path, capsys):
     garbage = tmp_path / "corpus.h5ad"
     garbage.write_bytes(b"sample,gene\n1,2\n")
@@ -85,12 +79,6 @@ def test_a_file_that_is_not_h5ad(tmp_path, capsys):
     assert str(garbage) in _one_error_line(capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(_WorkStarted, FileExistsError),
-    reason="_run_foundation_build checks --out only in Foundation.save, after the whole build, "
-    "and main does not catch FileExistsError",
-)
 def test_existing_output_folder_fails_before_building(corpus_h5ad, tmp_path, capsys, no_training):
     taken = tmp_path / "taken"
     taken.mkdir()
@@ -99,23 +87,12 @@ def test_existing_output_folder_fails_before_building(corpus_h5ad, tmp_path, cap
     assert "already exists" in line and "--overwrite" in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=_WorkStarted,
-    reason="--n-scouts 0 reaches ClusterScoutGenerator only after pre-training, and its error "
-    "names 'n_tasks', an option the command line does not have",
-)
 def test_zero_scouts_is_refused_before_training(corpus_h5ad, tmp_path, capsys, no_training):
     args = [*BUILD, "--input", str(corpus_h5ad), "--out", str(tmp_path / "f"), "--n-scouts", "0"]
     assert main(args) == 1
     assert "scouts" in _one_error_line(capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileExistsError,
-    reason="a --checkpoint-dir that is a file raises a bare FileExistsError from mkdir, uncaught",
-)
 def test_checkpoint_dir_that_is_a_file(corpus_h5ad, tmp_path, capsys, no_training):
     clash = tmp_path / "checkpoints"
     clash.write_text("not a folder")
@@ -125,11 +102,6 @@ def test_checkpoint_dir_that_is_a_file(corpus_h5ad, tmp_path, capsys, no_trainin
     assert str(clash) in line and "checkpoint" in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="DownloadError subclasses OSError, which cli.main does not catch: a traceback",
-)
 def test_fetch_from_a_mirror_without_the_study(tmp_path, capsys):
     args = ["-q", "datasets", "fetch-osdr", "OSD-105", "--out", str(tmp_path / "x.h5ad")]
     assert main([*args, "--base-url", str(tmp_path)]) == 1

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gtlomics.expression import PreprocessingConfig
@@ -93,35 +92,19 @@ def test_bad_sizes_are_refused_before_training(corpus, tmp_path, no_training):
         Foundation.build(corpus, preset="tiny", checkpoint_dir=tmp_path, checkpoint_every=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=_WorkStarted,
-    reason="build_foundation passes n_scouts to ClusterScoutGenerator only after pre-training; "
-    "its error then names 'n_tasks'",
-)
 def test_zero_scouts_is_refused_before_training(corpus, no_training):
-    with pytest.raises(ValueError, match="n_scouts"):
+    with pytest.raises(ValueError, match=r"n_scouts must be an integer >= 1.*got 0"):
         Foundation.build(corpus, preset="tiny", n_scouts=0)
+    with pytest.raises(ValueError, match=r"n_scouts must be an integer >= 1.*got 2\.5"):
+        Foundation.build(corpus, preset="tiny", n_scouts=2.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=_WorkStarted,
-    reason="a corpus of identical samples is detected by ClusterScoutGenerator, after "
-    "pre-training; build cousin tasks (or check the corpus) before pre-training",
-)
 def test_identical_samples_are_refused_before_training(corpus, no_training):
     same = np.tile(np.asarray(corpus.X[:1], dtype=np.float32), (40, 1))
     with pytest.raises(ValueError, match="All samples are identical"):
         Foundation.build(_with_matrix(corpus, same), preset="tiny")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileExistsError,
-    reason="_checkpoints() calls mkdir on a checkpoint_dir that is a file: a bare "
-    "'[Errno 17] File exists' that does not say the folder is the problem",
-)
 def test_checkpoint_dir_that_is_a_file(corpus, tmp_path, no_training):
     clash = tmp_path / "checkpoints"
     clash.write_text("not a folder")
@@ -177,11 +160,6 @@ def test_truncated_guides_are_detected(foundation_dir, tmp_path):
         Foundation.load(folder)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="Foundation.load indexes config['encoder'] directly: a bare KeyError('encoder')",
-)
 def test_config_without_an_encoder_section(foundation_dir, tmp_path):
     edited = _edited_copy(
         foundation_dir, tmp_path / "config", _edit_config(lambda c: c.pop("encoder"))
@@ -190,12 +168,6 @@ def test_config_without_an_encoder_section(foundation_dir, tmp_path):
         Foundation.load(edited)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="make_model loads head_init with a bare load_state_dict: torch's RuntimeError "
-    "(size mismatch) escapes instead of FoundationIntegrityError",
-)
 def test_encoder_config_that_does_not_fit_the_weights(foundation_dir, tmp_path):
     def wider(config: dict) -> None:
         config["encoder"]["d_model"] *= 2
@@ -205,12 +177,6 @@ def test_encoder_config_that_does_not_fit_the_weights(foundation_dir, tmp_path):
         Foundation.load(edited)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="Foundation.load never checks guide names/shapes against the model: a guide of the "
-    "wrong shape loads, and adapt_guides later turns it into 1.0 (unguided) without a word",
-)
 def test_guides_that_do_not_fit_the_model(foundation_dir, tmp_path):
     def reshape_a_guide(folder: Path) -> None:
         state = load_file(folder / "guides.safetensors")
@@ -222,12 +188,33 @@ def test_guides_that_do_not_fit_the_model(foundation_dir, tmp_path):
         Foundation.load(edited)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SafetensorError,
-    reason="an unreadable safetensors file whose checksum matches raises safetensors' own "
-    "SafetensorError, not FoundationIntegrityError",
+def _edit_guides(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        state = load_file(folder / "guides.safetensors")
+        change(state)
+        save_file(state, folder / "guides.safetensors")
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda s: s.update({"encoder.extra.weight": torch.ones(2)}), r"'encoder.extra.weight'"),
+        (lambda s: s.pop("encoder.norm.weight"), r"missing for \['encoder.norm.weight'\]"),
+        (lambda s: s["encoder.norm.weight"].fill_(float("nan")), r"'encoder.norm.weight' holds"),
+        (lambda s: s["encoder.norm.weight"].fill_(-1.0), r"'encoder.norm.weight' holds"),
+        (lambda s: s.pop("__n_scouts__"), r"guides.safetensors is not a valid guide file"),
+    ],
+    ids=["extra-name", "missing-name", "nan", "negative", "no-n_scouts"],
 )
+def test_guides_with_wrong_names_or_values(foundation_dir, tmp_path, change, match):
+    assert "__n_scouts__" in load_file(Path(foundation_dir) / "guides.safetensors")
+    edited = _edited_copy(foundation_dir, tmp_path / "guides", _edit_guides(change))
+    with pytest.raises(FoundationIntegrityError, match=match):
+        Foundation.load(edited)
+
+
 def test_unreadable_weights_with_a_matching_checksum(foundation_dir, tmp_path):
     def garble(folder: Path) -> None:
         (folder / "encoder.safetensors").write_bytes(b"\x00" * 64)
@@ -237,12 +224,6 @@ def test_unreadable_weights_with_a_matching_checksum(foundation_dir, tmp_path):
         Foundation.load(edited)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a non-integer format_version ('1') gets 'written in format version 1; this gtlomics "
-    "reads version 1. Upgrade gtlomics': it should say checksums.json is malformed",
-)
 def test_format_version_that_is_not_a_number(foundation_dir, tmp_path):
     folder = shutil.copytree(foundation_dir, tmp_path / "version")
     record = json.loads((folder / "checksums.json").read_text())

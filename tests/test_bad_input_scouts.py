@@ -10,6 +10,7 @@ import importlib
 import types
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -66,25 +67,21 @@ def test_float16_and_nested_lists_are_read_like_float32(no_umap):
     assert half.embedding_.dtype == np.float32 and len(half.tasks_) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="_check_matrix refuses counts but not negative values: z-scored input is clustered "
-    "silently although fit documents log-normalised values",
-)
 def test_negative_values_are_refused(no_umap):
     values = _log_values()
     z_scored = (values - values.mean(0)) / values.std(0)
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match=r"negative values.*expect log-normalised, non-negative"):
         ClusterScoutGenerator(**PARAMS).fit(z_scored)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a matrix with no genes gets 'All samples are identical (every gene is constant)' "
-    "instead of saying it has 0 genes",
-)
+def test_negative_value_in_a_frame_names_sample_and_gene():
+    frame = pd.DataFrame(_log_values(), index=[f"s{i}" for i in range(40)])
+    frame.iloc[3, 5] = -0.5
+    where = r"1 negative values, first at row 3, column 5 \(sample 's3', gene 5\)"
+    with pytest.raises(ValueError, match=where):
+        ClusterScoutGenerator(**PARAMS).fit(frame)
+
+
 def test_no_genes():
     with pytest.raises(ValueError) as error:
         ClusterScoutGenerator(**PARAMS).fit(np.zeros((40, 0), dtype=np.float32))

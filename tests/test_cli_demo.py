@@ -57,3 +57,16 @@ def test_demo_is_repeatable(demo_dir, tmp_path):
     first = pd.read_csv(demo_dir / "results.csv").drop(columns="fit_seconds")
     again = pd.read_csv(tmp_path / "results.csv").drop(columns="fit_seconds")
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_foundation_build_command_saves_a_loadable_foundation(tmp_path, synthetic_corpus):
+    from gtlomics.foundation import Foundation
+
+    corpus = tmp_path / "corpus.h5ad"
+    synthetic_corpus[:60].copy().write_h5ad(corpus)
+    out = tmp_path / "foundation"
+    args = ["-q", "foundation", "build", "--input", str(corpus), "--out", str(out)]
+    assert main([*args, "--preset", "tiny", "--n-genes", "48", "--n-scouts", "3"]) == 0
+    foundation = Foundation.load(out)
+    assert foundation.n_genes == 48 and foundation.provenance.n_scouts == 3
+    assert foundation.provenance.corpus.startswith("corpus.h5ad")

@@ -197,6 +197,8 @@ def test_paired_comparison_prefers_the_better_arm():
     expected = stats.binomtest(comparison.wins, comparison.wins + comparison.losses).pvalue
     assert comparison.sign_test_p == pytest.approx(expected)
     assert paired_comparison(result, arm="missing") is None
+    versus_prior = paired_comparison(result, arm="gtl", metric="accuracy", against="prior")
+    assert versus_prior.baseline == "prior" and versus_prior.wins > versus_prior.losses
 
 
 def test_leave_one_group_out_and_cross_dataset(fewshot):
@@ -266,3 +268,19 @@ def test_neural_arms_are_one_parameter_apart():
     assert ablation[1].build(0).get_params()["foundation"] is sentinel
     with pytest.raises(ValueError, match="need a foundation"):
         build_arms(["logreg", "gtl"])
+
+
+def test_auroc_pairs_only_folds_with_both_classes(fewshot):
+    adata, y = fewshot
+    groups = np.where(y == "treated", "t", "c").astype(object)
+    groups[np.flatnonzero(y == "treated")[:6]] = "mixed"
+    groups[np.flatnonzero(y == "control")[:6]] = "mixed"
+    groups[np.flatnonzero(y == "control")[6:9]] = "mixed_2"
+    groups[np.flatnonzero(y == "treated")[6:9]] = "mixed_2"
+    knn = baseline_arms(["knn"], SMALL)[0]
+    arms = [knn, Arm("gtl", knn.factory, "neural", threads=1)]
+    result = _run(arms, adata, y, protocol=LeaveOneGroupOut(), groups=groups, n_repeats=1)
+    assert result.scores["auroc"].isna().sum() == 4  # two single-class groups × two arms
+    comparison = paired_comparison(result, arm="gtl", metric="auroc")
+    assert comparison.unit == "fold with both classes" and comparison.n_pairs == 2
+    assert comparison.ties == 2  # the same model on the same folds

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from gtlomics.evaluation import Arm, BaselineConfig, StratifiedKFoldCV, baseline_arms, evaluate
 from gtlomics.evaluation.features import LogCPM
 from gtlomics.evaluation.history import history_frame
-from gtlomics.evaluation.report import write_report
+from gtlomics.evaluation.report import read_result, summary_markdown, write_report
 from gtlomics.plotting.evaluation import LEARNING_CURVE_LABEL, plot_learning_curves
 from gtlomics.plotting.guides import guide_values_by_layer, layer_of, plot_guide_distributions
 
@@ -93,3 +93,12 @@ def test_guide_values_grouped_per_layer():
     assert labels == ["encoder.blocks.0", "head.linear"]
     with pytest.raises(TypeError, match="GuideValues"):
         guide_values_by_layer({})
+
+
+def test_a_report_reads_back_into_the_same_summary(result, tmp_path):
+    report = write_report(result, tmp_path / "r")
+    again = read_result(tmp_path / "r")
+    assert again.arms == result.arms and again.protocol == result.protocol
+    assert len(again.histories) == len(result.histories)
+    assert summary_markdown(again, title="t") == summary_markdown(result, title="t")
+    assert report.summary_md.is_file()

@@ -32,7 +32,8 @@ class PairedComparison:
     arm, baseline, metric
         What was compared.
     unit
-        ``"fold"`` (one pair per repeat and fold) or ``"repeat"`` (pooled predictions per repeat).
+        ``"fold"`` (one pair per repeat and fold), ``"fold with both classes"`` (only folds whose
+        test set holds every class) or ``"repeat"`` (pooled predictions per repeat).
     n_pairs
         Number of paired units.
     mean_difference, sd_difference
@@ -96,16 +97,23 @@ def _pooled_predictions(frame: pd.DataFrame, classes: np.ndarray) -> Predictions
 
 
 def paired_comparison(
-    result: EvaluationResult, *, arm: str = "gtl", metric: str = "auroc"
+    result: EvaluationResult,
+    *,
+    arm: str = "gtl",
+    metric: str = "auroc",
+    against: str | None = None,
 ) -> PairedComparison | None:
     """Compare ``arm`` with the best baseline (by mean ``metric``) over the same units.
 
     Per-fold scores are paired when the metric is defined on every fold; otherwise (e.g. AUROC
-    under leave-one-out) the pooled score of each repeat is the unit. Returns None when the result
-    has no such arm or no baseline.
+    under leave-one-out) the pooled score of each repeat is the unit. ``against`` names one arm
+    to compare with instead of the best baseline (e.g. ``"pretrained"``). Returns None when the
+    result lacks either arm.
     """
     kinds = result.arm_kinds()
     table, unit = _paired_table(result, metric)
+    if against is not None:
+        kinds = {against: "baseline"} if against in kinds else {}
     baselines = [
         name for name, kind in kinds.items() if kind == "baseline" and name in table and name != arm
     ]
@@ -122,14 +130,21 @@ def paired_comparison(
 
 
 def _paired_table(result: EvaluationResult, metric: str) -> tuple[pd.DataFrame, str]:
-    """Units × arms table of ``metric``, per fold when defined everywhere, else pooled per repeat.
+    """Units × arms table of ``metric`` and the name of its unit.
 
-    Arms for which the metric is never defined (log-loss of the linear SVM) are dropped.
+    Per-fold scores where the metric is defined on every fold (``"fold"``); else the folds where
+    it is defined (``"fold with both classes"``: e.g. held-out studies of one class drop out of an
+    AUROC comparison), when at least two remain; else pooled out-of-fold scores per repeat
+    (``"repeat"``: leave-one-out). Arms for which the metric is never defined (log-loss of the
+    linear SVM) are dropped.
     """
     per_fold = result.scores.pivot(index=["repeat", "fold"], columns="arm", values=metric)
     per_fold = per_fold.dropna(axis="columns", how="all")
     if not per_fold.isna().to_numpy().any():
         return per_fold, "fold"
+    defined = per_fold.dropna(axis="index", how="any")
+    if len(defined) >= 2:
+        return defined, "fold with both classes"
     pooled = pooled_scores(result).pivot(index="repeat", columns="arm", values=metric)
     return pooled.dropna(axis="columns", how="all"), "repeat"
 

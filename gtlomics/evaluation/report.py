@@ -5,16 +5,20 @@ Layout::
     DIR/results.csv       one row per (repeat, fold, arm)
     DIR/pooled.csv        pooled out-of-fold scores per (repeat, arm)
     DIR/predictions.csv   one row per test prediction
+    DIR/histories.csv     per-epoch training history of the neural arms (diagnostic)
+    DIR/run.json          protocol, classes, arms, seed (what :func:`read_result` needs)
     DIR/summary.md        mean ± sd per arm, paired comparison, notes
     DIR/plots/*.png       scores per arm, learning curves, guide values, cousin-task map
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gtlomics.evaluation.compare import (
@@ -23,10 +27,20 @@ from gtlomics.evaluation.compare import (
     pooled_scores,
     summarize,
 )
+from gtlomics.evaluation.history import TrainingHistory
 from gtlomics.evaluation.metrics import METRICS
 from gtlomics.evaluation.runner import EvaluationResult
 
-__all__ = ["Report", "format_table", "summary_markdown", "write_report"]
+__all__ = [
+    "Report",
+    "format_table",
+    "pooled_table",
+    "read_result",
+    "summary_markdown",
+    "summary_table",
+    "verdict",
+    "write_report",
+]
 
 _HEADERS = {
     "auroc": "AUROC",
@@ -90,11 +104,54 @@ def write_report(
     result.scores.to_csv(paths["results_csv"], index=False)
     pooled.to_csv(paths["pooled_csv"], index=False)
     result.predictions.to_csv(paths["predictions_csv"], index=False)
+    _write_run_record(result, directory)
     plots = _write_plots(result, pooled, directory / "plots", guides, extra_plots)
     text = summary_markdown(result, title=title, data_note=data_note, challenger=challenger)
     text += _plots_section(plots, directory)
     paths["summary_md"].write_text(text, encoding="utf-8")
     return Report(directory=directory, plots=tuple(plots), **paths)
+
+
+def _write_run_record(result: EvaluationResult, directory: Path) -> None:
+    record = {
+        "protocol": result.protocol,
+        "classes": [str(label) for label in result.classes],
+        "arms": [list(arm) for arm in result.arms],
+        "random_state": result.random_state,
+        "notes": list(result.notes),
+    }
+    (directory / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    frames = [h.frame.assign(arm=h.arm, repeat=h.repeat, fold=h.fold) for h in result.histories]
+    if frames:
+        pd.concat(frames, ignore_index=True).to_csv(directory / "histories.csv", index=False)
+
+
+def read_result(directory: str | Path) -> EvaluationResult:
+    """Rebuild an :class:`EvaluationResult` from a report directory (labels come back as str).
+
+    Lets a finished run be summarised or plotted again without refitting anything.
+    """
+    directory = Path(directory)
+    record = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+    labels = {"y_true": str, "y_pred": str, "sample": str}
+    scores = pd.read_csv(directory / "results.csv", dtype={"held_out": str})
+    scores["held_out"] = scores["held_out"].fillna("")
+    histories = []
+    if (directory / "histories.csv").is_file():
+        table = pd.read_csv(directory / "histories.csv")
+        for (arm, repeat, fold), frame in table.groupby(["arm", "repeat", "fold"], sort=False):
+            frame = frame.drop(columns=["arm", "repeat", "fold"]).reset_index(drop=True)
+            histories.append(TrainingHistory(arm, int(repeat), int(fold), frame))
+    return EvaluationResult(
+        scores=scores,
+        predictions=pd.read_csv(directory / "predictions.csv", dtype=labels),
+        histories=histories,
+        classes=np.asarray(record["classes"], dtype=object),
+        protocol=record["protocol"],
+        arms=tuple(tuple(arm) for arm in record["arms"]),
+        random_state=int(record["random_state"]),
+        notes=tuple(record["notes"]),
+    )
 
 
 def summary_markdown(
@@ -127,6 +184,9 @@ def summary_markdown(
         *[f"- {note}" for note in result.notes],
         "- log-loss is blank for arms without probabilities (linear SVM); their AUROC uses the "
         "decision function.",
+        "- Pooled AUROC ranks scores of models fitted on different folds together: an arm whose "
+        "outputs are nearly constant and follow each training fold's class balance can score far "
+        "below 0.5 pooled while its per-fold AUROC is fine. Read both.",
         "",
         "",
     ]
@@ -188,6 +248,14 @@ def _comparison_lines(result: EvaluationResult, challenger: str) -> list[str]:
         "\nThe best baseline is the one with the best mean score on these same units; choosing it "
         "after the fact favours the baseline."
     )
+    neural = [
+        comparison
+        for other in ("pretrained", "scratch")
+        if (comparison := paired_comparison(result, arm=challenger, against=other)) is not None
+    ]
+    if neural:
+        lines += ["", f"`{challenger}` against the other neural arms (AUROC):", ""]
+        lines += [_describe(comparison) for comparison in neural]
     return lines
 
 
@@ -195,7 +263,7 @@ def _describe(c: PairedComparison) -> str:
     better = "lower" if c.metric == "log_loss" else "higher"
     return (
         f"- **{c.arm} vs {c.baseline}** ({_HEADERS[c.metric]}, {better} is better; "
-        f"{c.n_pairs} paired {c.unit}s): mean difference {c.mean_difference:+.3f}"
+        f"{c.n_pairs} paired units, unit: {c.unit}): mean difference {c.mean_difference:+.3f}"
         f" (sd {c.sd_difference:.3f}); wins/ties/losses {c.wins}/{c.ties}/{c.losses}; "
         f"sign test p = {c.sign_test_p:.3g}; Wilcoxon p = {c.wilcoxon_p:.3g}. "
         f"Verdict: **{verdict(c)}**."

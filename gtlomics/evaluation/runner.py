@@ -124,19 +124,11 @@ def evaluate(
     ids = sample_ids(X)
     plan = _plan(protocol, y, groups, n_repeats, random_state)
     scores, predictions, histories = [], [], []
-    with tqdm(total=len(plan), desc="folds", disable=not progress, unit="fold") as bar:
-        for repeat, seed, split in plan:
-            X_train, X_test = take_rows(X, split.train), take_rows(X, split.test)
-            for arm in arms:
-                record, frame, history = _run_arm(
-                    arm, X_train, y[split.train], X_test, y[split.test], seed
-                )
-                keys = {"arm": arm.name, "repeat": repeat, "fold": split.fold}
-                scores.append({**keys, "kind": arm.kind, "held_out": split.held_out, **record})
-                predictions.append(frame.assign(**keys, sample=ids[split.test]))
-                if history is not None:
-                    histories.append(TrainingHistory(arm.name, repeat, split.fold, history))
-            bar.update(1)
+    for repeat, seed, split in tqdm(plan, desc="folds", disable=not progress, unit="fold"):
+        fold = _run_fold(arms, X, y, ids, repeat, seed, split)
+        scores += fold[0]
+        predictions += fold[1]
+        histories += fold[2]
     return EvaluationResult(
         scores=_order_scores(pd.DataFrame(scores)),
         predictions=pd.concat(predictions, ignore_index=True),
@@ -146,6 +138,20 @@ def evaluate(
         arms=tuple((arm.name, arm.kind, arm.description) for arm in arms),
         random_state=int(random_state),
     )
+
+
+def _run_fold(arms, X, y: np.ndarray, ids: np.ndarray, repeat: int, seed: int, split: Split):
+    """Fit and score every arm on one split: (score rows, prediction frames, histories)."""
+    X_train, X_test = take_rows(X, split.train), take_rows(X, split.test)
+    scores, predictions, histories = [], [], []
+    for arm in arms:
+        record, frame, history = _run_arm(arm, X_train, y[split.train], X_test, y[split.test], seed)
+        keys = {"arm": arm.name, "repeat": repeat, "fold": split.fold}
+        scores.append({**keys, "kind": arm.kind, "held_out": split.held_out, **record})
+        predictions.append(frame.assign(**keys, sample=ids[split.test]))
+        if history is not None:
+            histories.append(TrainingHistory(arm.name, repeat, split.fold, history))
+    return scores, predictions, histories
 
 
 def _plan(protocol, y, groups, n_repeats: int, random_state: int) -> list[tuple[int, int, Split]]:

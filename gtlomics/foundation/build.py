@@ -1,12 +1,13 @@
-"""``build_foundation``: corpus → vocabulary → pre-training → cousin tasks → scouts → Foundation.
+"""``build_foundation``: corpus → vocabulary → cousin tasks → pre-training → scouts → Foundation.
 
 Stages, each seeded by its own child of ``np.random.SeedSequence(random_state)``:
 
 1. read the corpus and keep its ``n_genes`` most variable genes (:class:`GeneVocab`);
 2. align and normalise it (:func:`~gtlomics.expression.prepare_expression`);
-3. masked-expression pre-training of a fresh encoder (:func:`~gtlomics.train.pretrain`);
-4. cousin tasks from the *unlabelled* corpus (:class:`~gtlomics.scouts.ClusterScoutGenerator`:
-   PCA → UMAP → KMeans → pairs of clusters);
+3. cousin tasks from the *unlabelled* corpus (:class:`~gtlomics.scouts.ClusterScoutGenerator`:
+   PCA → UMAP → KMeans → pairs of clusters), drawn before training so a corpus they cannot use
+   fails in seconds;
+4. masked-expression pre-training of a fresh encoder (:func:`~gtlomics.train.pretrain`);
 5. one seeded binary head (``head_init``) and one scout per task from the same starting point
    (:func:`~gtlomics.train.train_scouts`), whose mean squared changes are the guides.
 
@@ -79,7 +80,8 @@ def build_foundation(
     pretrain_config, scout_config : optional
         :class:`~gtlomics.train.PretrainConfig`, :class:`~gtlomics.train.ScoutConfig`.
     n_scouts : int, optional
-        Number of cousin tasks (one scout each).
+        Number of cousin tasks (one scout each), >= 1; capped at the number of distinct
+        cluster pairs the corpus offers.
     cousin_tasks : CousinTaskSettings, optional
         PCA / UMAP / KMeans settings; scaled down for small corpora.
     preprocessing : PreprocessingConfig, optional
@@ -91,18 +93,24 @@ def build_foundation(
     progress : bool
         Progress bars for the training stages.
     checkpoint_dir : path, optional
-        Folder for resumable checkpoints of pre-training and scouting; a re-run with the same
-        arguments resumes from them.
+        Folder for resumable checkpoints of pre-training and scouting (created when missing);
+        a re-run with the same arguments resumes from them.
     checkpoint_every : int
         Optimiser steps between checkpoints.
 
     Returns
     -------
     Foundation
+
+    Raises
+    ------
+    ValueError
+        Bad sizes, a corpus that cannot be used (too few samples, bad values, identical samples,
+        too few clusters for cousin tasks) or a ``checkpoint_dir`` that is a file: all found
+        before pre-training starts.
     """
     plan = _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cousin_tasks)
-    if plan.n_scouts < 1:
-        raise ValueError(f"n_scouts must be >= 1 (one scout per cousin task), got {plan.n_scouts}.")
+    _check_n_scouts(plan.n_scouts)
     preprocessing = preprocessing or PreprocessingConfig()
     table = _read_corpus(corpus, preprocessing)
     plain = replace(preprocessing, layer=None, gene_column=None)
@@ -110,10 +118,12 @@ def build_foundation(
     vocab = _choose_vocab(table, plan.n_genes, plain)
     prepared = prepare_expression(table, vocab, plain)
     plain = replace(plain, input_scale=prepared.input_scale)
-    _check_variation(prepared.values)
     enc_config = _encoder_config(encoder, plan, len(vocab))
     model = ExpressionEncoder(enc_config, seed=encoder_seed)
     checkpoints = _checkpoints(checkpoint_dir, checkpoint_every)
+    # Cousin tasks need only the corpus: drawn first, a corpus they cannot use (identical
+    # samples, too few clusters) fails in seconds, not after hours of pre-training.
+    tasks = _cousin_tasks(prepared.values, plan, task_seed)
     logger.info("Pre-training on %d samples × %d genes.", *prepared.values.shape)
     pretrain(
         model,
@@ -124,7 +134,6 @@ def build_foundation(
         progress=progress,
         checkpoint=checkpoints.get("pretrain"),
     )
-    tasks = _cousin_tasks(prepared.values, plan, task_seed)
     head = ClassificationHead(enc_config.d_model, 2, seed=head_seed)
     logger.info("Training %d scouts.", len(tasks))
     scouted = train_scouts(
@@ -209,11 +218,11 @@ def _encoder_config(
     return EncoderConfig(**settings)
 
 
-def _check_variation(values: np.ndarray) -> None:
-    if not np.any(np.ptp(values, axis=0) > 0):
+def _check_n_scouts(n_scouts: int) -> None:
+    if isinstance(n_scouts, bool) or not isinstance(n_scouts, int | np.integer) or n_scouts < 1:
         raise ValueError(
-            "All samples are identical after normalisation (every gene is constant); "
-            "pre-training and cousin tasks need variation between samples."
+            f"n_scouts must be an integer >= 1 (one scout per cousin task), got {n_scouts!r}. "
+            "Pass n_scouts=None to use the preset's number."
         )
 
 

@@ -229,58 +229,96 @@ class Foundation:
         FoundationVersionError
             Written in a format version this gtlomics cannot read.
         FoundationIntegrityError
-            A file is missing, truncated or edited, or the gene list disagrees with the weights.
+            A file is missing, truncated, edited or unreadable, ``config.json`` lacks a section,
+            or the parts do not fit together (gene list, encoder config and weights, guide names
+            and shapes); the message names the file or tensor.
         """
         folder = Path(path).expanduser()
         read_checked_dir(folder, format_name=FORMAT_NAME, supported_version=FORMAT_VERSION)
+        foundation = cls._from_files(folder, device)
+        foundation._check_consistent(folder)
+        return foundation
+
+    @classmethod
+    def _from_files(cls, folder: Path, device: str | torch.device) -> Foundation:
         config = read_json(folder / _CONFIG)
-        genes = (folder / _GENES).read_text(encoding="utf-8").splitlines()
-        guides = None
-        if config.get("has_guides"):
-            guides = GuideValues.from_state_dict(load_tensors(folder / _GUIDES, device))
         try:
-            foundation = cls(
-                vocab=GeneVocab.from_list(genes),
+            return cls(
+                vocab=GeneVocab.from_list(_read_genes(folder / _GENES)),
                 preprocessing=PreprocessingConfig.from_dict(config["preprocessing"]),
                 encoder_config=EncoderConfig.from_dict(config["encoder"]),
                 encoder_state=load_tensors(folder / _ENCODER, device),
                 head_init=load_tensors(folder / _HEAD, device),
-                guides=guides,
+                guides=_read_guides(folder, config, device),
                 provenance=Provenance.from_dict(config["provenance"]),
             )
+        except FoundationIntegrityError:
+            raise
         except (KeyError, TypeError, ValueError) as error:
-            if isinstance(error, FoundationIntegrityError):
-                raise
             raise FoundationIntegrityError(
-                f"{folder / _CONFIG} or genes.txt is not a valid foundation description "
+                f"{folder / _CONFIG} or {_GENES} is not a valid foundation description "
                 f"({type(error).__name__}: {error}). Save or build it again."
             ) from error
-        foundation._check_consistent(folder)
-        return foundation
 
     def _check_consistent(self, folder: Path) -> None:
         if self.encoder_config.n_genes != self.n_genes:
             raise FoundationIntegrityError(
-                f"{folder}: genes.txt lists {self.n_genes} genes but the encoder was built for "
+                f"{folder}: {_GENES} lists {self.n_genes} genes but the encoder was built for "
                 f"{self.encoder_config.n_genes}. Rebuild the foundation."
             )
-        model, _ = self.make_model(self.head_classes)  # weights must fit the module layout
-        if self.guides is None:
-            return
-        shapes = {name: p.shape for name, p in model.named_parameters() if p.requires_grad}
-        for name, guide in self.guides.raw.items():
-            if shapes.get(name) != guide.shape:
-                raise FoundationIntegrityError(
-                    f"{folder}: the guide for {name!r} has shape {tuple(guide.shape)} but the "
-                    f"model's parameter has {tuple(shapes[name]) if name in shapes else 'none'}."
-                    " Rebuild the foundation."
-                )
-        missing = sorted(set(shapes) - set(self.guides.raw))
-        if missing:
+        if "linear.weight" not in self.head_init:
             raise FoundationIntegrityError(
-                f"{folder}: guides are missing for {missing[:3]} ({len(missing)} parameters). "
-                "Rebuild the foundation."
+                f"{folder / _HEAD} has no 'linear.weight' tensor. Rebuild the foundation."
             )
+        model, _ = self.make_model(self.head_classes)  # weights must fit the module layout
+        if self.guides is not None:
+            _check_guides_fit(self.guides, model, folder / _GUIDES)
+
+
+def _read_genes(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise FoundationIntegrityError(f"{path} is not UTF-8 text: {error}.") from error
+
+
+def _read_guides(folder: Path, config: Mapping[str, Any], device) -> GuideValues | None:
+    if not config.get("has_guides"):
+        return None
+    try:
+        return GuideValues.from_state_dict(load_tensors(folder / _GUIDES, device))
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        if isinstance(error, FoundationIntegrityError):
+            raise
+        raise FoundationIntegrityError(
+            f"{folder / _GUIDES} is not a valid guide file ({error}). Rebuild the foundation."
+        ) from error
+
+
+def _check_guides_fit(guides: GuideValues, model: GTLModel, path: Path) -> None:
+    """Every trainable parameter has a finite, non-negative guide of its shape, and no more.
+
+    A guide that does not fit would be silently replaced by 1 (unguided) at fine-tuning time.
+    """
+    shapes = {name: p.shape for name, p in model.named_parameters() if p.requires_grad}
+    for name, guide in guides.raw.items():
+        if shapes.get(name) != guide.shape:
+            expected = tuple(shapes[name]) if name in shapes else "no such parameter"
+            raise FoundationIntegrityError(
+                f"{path}: the guide for {name!r} has shape {tuple(guide.shape)} but the model "
+                f"has {expected}. Rebuild the foundation."
+            )
+        if not bool(torch.isfinite(guide).all()) or bool((guide < 0).any()):
+            raise FoundationIntegrityError(
+                f"{path}: the guide for {name!r} holds NaN, infinite or negative values (guides "
+                "are mean squared changes). Rebuild the foundation."
+            )
+    missing = sorted(set(shapes) - set(guides.raw))
+    if missing:
+        raise FoundationIntegrityError(
+            f"{path}: guides are missing for {missing[:3]} ({len(missing)} parameters). "
+            "Rebuild the foundation."
+        )
 
 
 def _load_weights(

@@ -36,6 +36,7 @@ from gtlomics.train.scout_groups import EnsembleScouts, LoopScout
 __all__ = ["ScoutConfig", "ScoutResult", "scout_batch_schedule", "train_scouts"]
 
 _SCHEDULE, _DROPOUT = 0, 1
+CPU_CHUNK_SIZE = 8  # scouts per ensemble pass on CPU when ``chunk_size`` is None
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,11 @@ class ScoutConfig:
     """Settings of :func:`train_scouts`.
 
     ``chunk_size`` bounds how many scouts the vectorised path trains in one pass; ``None`` trains
-    all scouts together. Activation memory grows with ``chunk_size × batch_size × tokens``
-    (e.g. 32 scouts × 32 × 257 tokens × d_ff 256 is ~270 MB per feed-forward temporary), so cap
-    it on CPU or small GPUs. The vectorised path matches the loop for ``dropout = 0``.
+    all scouts together on GPU and at most ``CPU_CHUNK_SIZE`` (8) per pass on CPU, where larger
+    passes only add cache misses and page faults (``benchmarks/bench_scouts.py``). Activation
+    memory grows with ``chunk_size × batch_size × tokens`` (e.g. 32 scouts × 32 × 257 tokens ×
+    d_ff 256 is ~270 MB per feed-forward temporary), so cap it on small GPUs. The vectorised path
+    matches the loop for ``dropout = 0``.
 
     Examples
     --------
@@ -78,6 +81,16 @@ class ScoutResult:
 
     guides: GuideValues
     losses: np.ndarray
+
+
+def scouts_per_pass(config: ScoutConfig, n_scouts: int, device: torch.device) -> int:
+    """How many scouts one group trains together: 1 for the loop, else ``chunk_size`` or the
+    device default (all on GPU, ``CPU_CHUNK_SIZE`` on CPU)."""
+    if not config.vectorized:
+        return 1
+    if config.chunk_size is not None:
+        return config.chunk_size
+    return n_scouts if device.type != "cpu" else min(n_scouts, CPU_CHUNK_SIZE)
 
 
 def scout_batch_schedule(tasks: Sequence, steps: int, batch_size: int, seed: int) -> np.ndarray:
@@ -129,7 +142,7 @@ class _ScoutRun:
         ).to(values.device)
         lookup = _label_lookup(tasks, len(values))
         self.labels = torch.from_numpy(lookup).to(values.device)
-        size = (config.chunk_size or self.n_scouts) if config.vectorized else 1
+        size = scouts_per_pass(config, self.n_scouts, values.device)
         self.groups = [
             range(s, min(s + size, self.n_scouts)) for s in range(0, self.n_scouts, size)
         ]
