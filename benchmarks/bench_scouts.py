@@ -28,7 +28,7 @@ import torch
 
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
 from gtlomics.train import ScoutConfig, train_scouts
-from gtlomics.train.scouting import scouts_per_pass
+from gtlomics.train.scouting import scout_activation_bytes, scouts_per_pass
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def time_scouts(
     )
     # Warm up with one full group, so both paths start with their working set allocated (the
     # ensemble's first step page-faults in temporaries ``E`` times the loop's).
-    group = scouts_per_pass(config, len(tasks), torch.device("cpu"))
+    scout_bytes = scout_activation_bytes(cfg, batch_size)
+    group = scouts_per_pass(config, len(tasks), torch.device("cpu"), scout_bytes)
     train_scouts(encoder, head, values, tasks[:group], config=replace(config, steps=2), seed=0)
     wall, cpu = time.perf_counter(), time.process_time()
     train_scouts(encoder, head, values, tasks, config=config, seed=0)

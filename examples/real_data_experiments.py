@@ -54,7 +54,7 @@ class Sizes:
     n_scouts: int = 16
     pretrain_epochs: int = 10
     scout_steps: int = 30
-    finetune_epochs: int = 20
+    finetune_epochs: int = 30
     n_repeats: int = 2
     n_splits: int = 5
 

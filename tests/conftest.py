@@ -11,6 +11,9 @@ from gtlomics.datasets.synthetic import SyntheticDesign
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# fixtures shared across test modules: tiny foundations/classifiers, and the loopback mirror server
+pytest_plugins = ["gtl_support", "mirror_server"]
+
 
 def shared_data_dir() -> Path:
     """Where the real public test data lives: $GTLOMICS_SHARED_DATA or ../shared/data."""

@@ -14,7 +14,6 @@ import pytest
 
 from gtlomics.cli import main
 
-pytest_plugins = ["gtl_support"]
 BUILD = ["-q", "foundation", "build", "--preset", "tiny", "--n-genes", "24", "--n-scouts", "2"]
 
 

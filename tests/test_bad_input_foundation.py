@@ -26,7 +26,6 @@ from safetensors.torch import load_file, save_file
 from gtlomics.expression import PreprocessingConfig
 from gtlomics.foundation import Foundation, FoundationIntegrityError, FoundationVersionError
 
-pytest_plugins = ["gtl_support"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

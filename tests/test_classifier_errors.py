@@ -18,7 +18,6 @@ from gtlomics.foundation import ENV_VAR, FoundationIntegrityError, FoundationVer
 
 FAST = {"epochs": 1, "batch_size": 8, "random_state": 0}
 
-pytest_plugins = ["gtl_support"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -140,3 +140,25 @@ def test_ddp_pretraining_matches_one_process_and_ranks_agree(two_ranks):
     assert not torch.equal(
         first["encoder"]["gene_embedding"], ExpressionEncoder(CFG).gene_embedding
     )
+
+
+def test_without_torchrun_the_context_is_rank_0_of_1(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    context = distributed.init_distributed()
+    assert (context.rank, context.world_size, context.is_main) == (0, 1, True)
+    assert not dist.is_initialized()
+
+
+def test_cpu_passes_keep_temporaries_under_the_allocator_threshold():
+    scouting = importlib.import_module("gtlomics.train.scouting")
+    cfg = EncoderConfig(n_genes=256, d_model=64)
+    scout_bytes = scouting.scout_activation_bytes(cfg, batch_size=32)
+    assert scout_bytes == 32 * 257 * 256 * 4  # (B, T, d_ff) float32
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    per_pass = scouting.scouts_per_pass(SCOUTS, 64, cpu, scout_bytes)
+    assert per_pass == 3 and per_pass * scout_bytes <= scouting.CPU_PASS_BYTES
+    assert scouting.scouts_per_pass(SCOUTS, 64, gpu, scout_bytes) == 64
+    assert scouting.scouts_per_pass(SCOUTS, 64, cpu, 10 * scouting.CPU_PASS_BYTES) == 1
+    explicit = ScoutConfig(chunk_size=16)
+    assert scouting.scouts_per_pass(explicit, 64, cpu, scout_bytes) == 16
+    assert scouting.scouts_per_pass(ScoutConfig(vectorized=False), 64, gpu, scout_bytes) == 1

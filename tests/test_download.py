@@ -16,8 +16,6 @@ from gtlomics.datasets.download import (
 )
 from gtlomics.datasets.errors import ChecksumMismatchError, DownloadError
 
-pytest_plugins = ["tests.mirror_server"]  # the mirror_server fixture
-
 FAST = DownloadConfig(timeout_s=2.0, retries=2, backoff_s=0.0)
 QC = "sra.recount_qc.SRP014565.MD.gz"
 QC_PATH = f"recount3/human/data_sources/sra/metadata/65/SRP014565/{QC}"

@@ -12,7 +12,6 @@ from gtlomics.foundation import Foundation, FoundationPreset, get_preset
 from gtlomics.nn import GTLModel
 from gtlomics.train import PretrainConfig, ScoutConfig
 
-pytest_plugins = ["gtl_support"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -15,7 +15,6 @@ from gtlomics.foundation import (
     FoundationVersionError,
 )
 
-pytest_plugins = ["gtl_support"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

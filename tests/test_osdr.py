@@ -19,8 +19,6 @@ from gtlomics.datasets.errors import (
 )
 from gtlomics.datasets.osdr import list_osdr_files, load_osdr, pick_counts_file
 
-pytest_plugins = ["tests.mirror_server"]  # the mirror_server fixture
-
 COUNTS = "GLDS-664_rna-seq_RSEM_Unnormalized_Counts.csv"
 FAST = DownloadConfig(timeout_s=2.0, retries=1, backoff_s=0.0)
 

@@ -17,8 +17,6 @@ from gtlomics.datasets.osdr import load_osdr, parse_files_json
 from gtlomics.datasets.recount3 import load_recount3
 from gtlomics.datasets.tables import CountTable, read_count_table
 
-pytest_plugins = ["tests.mirror_server"]  # the mirror_server fixture
-
 FUZZ = settings(
     max_examples=40,
     deadline=2000,

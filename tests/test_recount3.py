@@ -18,8 +18,6 @@ from gtlomics.datasets.recount3 import (
     recount3_url,
 )
 
-pytest_plugins = ["tests.mirror_server"]  # the mirror_server fixture
-
 FAST = DownloadConfig(timeout_s=2.0, retries=0)
 
 

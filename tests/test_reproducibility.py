@@ -22,7 +22,6 @@ from gtlomics.classifier import GTLClassifier
 from gtlomics.foundation import Foundation, FoundationPreset, get_preset
 from gtlomics.train import PretrainConfig, ScoutConfig
 
-pytest_plugins = ["gtl_support"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FAST = {"epochs": 2, "batch_size": 8, "random_state": 7}

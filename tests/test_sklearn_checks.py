@@ -13,7 +13,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gtlomics.classifier import GTLClassifier
 
-pytest_plugins = ["gtl_support"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Checks expected to fail, each with its reason.

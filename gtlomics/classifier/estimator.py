@@ -40,6 +40,7 @@ from gtlomics.classifier.inputs import (
     prepare,
     resolve_device,
 )
+from gtlomics.classifier.standardize import fit_gene_standardization
 from gtlomics.expression import (
     GeneVocab,
     PreprocessingConfig,
@@ -73,7 +74,8 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         when there is none, a small foundation is built from the samples given to ``fit``,
         including those whose label is missing, and one log line says so) or ``None`` (a
         transformer trained from scratch, sized by ``d_model``, ``n_layers``, ``n_heads``,
-        ``n_genes``; ``guidance`` is then ignored).
+        ``n_genes``, its per-gene input standardisation fitted on the training samples;
+        ``guidance`` is then ignored).
     guidance : {"scouts", "none"}, default="scouts"
         ``"scouts"`` scales every update by the foundation's guides; ``"none"`` fine-tunes the
         pre-trained model unguided.
@@ -89,9 +91,11 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         ``adata.var`` column holding gene ids; ``None`` uses ``var_names``.
     epochs : int, default=30
         Fine-tuning epochs (a fixed schedule chosen in advance).
-    lr : float, default=1e-3
-        Learning rate.
-    batch_size : int, default=16
+    lr : float, default=3e-3
+        Learning rate. With the default batch size, 24 samples give 3 steps per epoch; the old
+        ``1e-3`` with batches of 16 left the neural arms at their initial loss (see
+        ``docs/README_draft.md``, "Why the neural arms underfitted").
+    batch_size : int, default=8
         Mini-batch size.
     weight_decay : float, default=0.01
         Weight decay of the optimiser.
@@ -183,8 +187,8 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         layer: str | None = None,
         gene_column: str | None = None,
         epochs: int = 30,
-        lr: float = 1e-3,
-        batch_size: int = 16,
+        lr: float = 3e-3,
+        batch_size: int = 8,
         weight_decay: float = 0.01,
         optimizer: str = "adamw",
         early_stopping: bool = False,
@@ -262,9 +266,12 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         prepared = prepare(table, self.vocab_, base_config)
         self.preprocessing_ = replace(base_config, input_scale=prepared.input_scale)
         self.model_, guides = self._initial_model(len(self.classes_), model_seed)
+        train_values = torch.as_tensor(prepared.values[labelled], device=self.device_)
+        if self.foundation_ is None:  # no pre-training: standardise on the training rows
+            fit_gene_standardization(self.model_.encoder, train_values, prepared.present)
         result = finetune(
             self.model_,
-            torch.as_tensor(prepared.values[labelled], device=self.device_),
+            train_values,
             codes,
             config=self._finetune_config(),
             seed=train_seed,

@@ -73,7 +73,7 @@ class DemoConfig:
     n_scouts: int = 12
     pretrain_epochs: int = 5
     scout_steps: int = 20
-    finetune_epochs: int = 20
+    finetune_epochs: int = 30
     n_splits: int = 4
     n_repeats: int = 2
     random_state: int = 0

@@ -44,6 +44,7 @@ from gtlomics.train.scouting import (
     ScoutResult,
     _check_tasks,
     _ScoutRun,
+    scout_activation_bytes,
     scouts_per_pass,
 )
 
@@ -121,8 +122,9 @@ def shard_scouts(n_scouts: int, rank: int, world_size: int) -> range:
     return range(start, start + base + int(rank < extra))
 
 
-def _local_groups(block: range, config: ScoutConfig, device: torch.device) -> list[range]:
-    size = max(scouts_per_pass(config, len(block), device), 1)
+def _local_groups(block: range, config: ScoutConfig, values, encoder) -> list[range]:
+    scout_bytes = scout_activation_bytes(encoder.config, config.batch_size, values.element_size())
+    size = max(scouts_per_pass(config, len(block), values.device, scout_bytes), 1)
     return [range(s, min(s + size, block.stop)) for s in range(block.start, block.stop, size)]
 
 
@@ -174,7 +176,9 @@ def train_scouts_sharded(
     if present is not None:
         present = torch.as_tensor(present, dtype=torch.bool).to(values.device)
     run = _ScoutRun(encoder, head_init, values, tasks, config, seed, present)
-    run.groups = _local_groups(shard_scouts(run.n_scouts, rank, world_size), config, values.device)
+    run.groups = _local_groups(
+        shard_scouts(run.n_scouts, rank, world_size), config, values, encoder
+    )
     while not run.done:
         run.run_step()
     names = list(run.sq_sum)

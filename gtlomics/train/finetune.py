@@ -46,8 +46,8 @@ class FinetuneConfig:
     """
 
     epochs: int = 30
-    batch_size: int = 16
-    lr: float = 1e-3
+    batch_size: int = 8
+    lr: float = 3e-3
     weight_decay: float = 0.01
     optimizer: str = "adamw"
     grad_clip: float | None = 1.0
