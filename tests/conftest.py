@@ -15,6 +15,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["gtl_support", "mirror_server"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _single_torch_thread():
+    """Run every test on one torch thread.
+
+    The test models are tiny: extra intra-op threads only add overhead (and thrash on a busy
+    2-core machine), and results are bit-identical only at a fixed thread count.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def shared_data_dir() -> Path:
     """Where the real public test data lives: $GTLOMICS_SHARED_DATA or ../shared/data."""
     return Path(os.environ.get("GTLOMICS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

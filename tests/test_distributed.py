@@ -85,14 +85,6 @@ def two_ranks(tmp_path_factory) -> list[dict]:
     return _spawn(tmp_path_factory.mktemp("gloo"), SCOUTS)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_shards_are_disjoint_cover_all_scouts_and_balanced():
     for n_scouts in (0, 1, 5, 64):
         blocks = [distributed.shard_scouts(n_scouts, r, 3) for r in range(3)]

@@ -11,15 +11,6 @@ from gtlomics.train import FinetuneConfig, GuideValues, finetune
 from gtlomics.train.finetune import inner_split
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _model(n_classes: int = 2) -> GTLModel:
     cfg = EncoderConfig(n_genes=16, d_model=16, n_heads=2, n_layers=1)
     return GTLModel(ExpressionEncoder(cfg, seed=0), ClassificationHead(16, n_classes, seed=1))

@@ -10,15 +10,6 @@ from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GT
 from gtlomics.train import GuidedUpdate
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _model(seed: int = 0) -> GTLModel:
     cfg = EncoderConfig(n_genes=16, d_model=16, n_heads=2, n_layers=1)
     return GTLModel(ExpressionEncoder(cfg, seed=seed), ClassificationHead(16, 2, seed=seed))

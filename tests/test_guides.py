@@ -10,15 +10,6 @@ from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GT
 from gtlomics.train import GuideValues, adapt_guides
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _guides() -> GuideValues:
     return GuideValues(
         raw={

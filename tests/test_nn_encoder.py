@@ -16,14 +16,6 @@ from gtlomics.nn import (
 CFG = EncoderConfig(n_genes=32, d_model=16, n_heads=2, n_layers=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _values(n: int = 5, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, CFG.n_genes, generator=torch.Generator().manual_seed(seed))
 

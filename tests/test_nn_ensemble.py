@@ -15,15 +15,6 @@ from gtlomics.nn import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("use_cls,pooling", [(True, "cls"), (False, "mean")])
 def test_ensemble_matches_individual_models(use_cls, pooling):
     cfg = EncoderConfig(

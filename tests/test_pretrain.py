@@ -14,15 +14,6 @@ from gtlomics.train import CheckpointConfig, PretrainConfig, pretrain
 pretrain_module = importlib.import_module("gtlomics.train.pretrain")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def log_cpm_top_genes(counts: np.ndarray, n_genes: int) -> np.ndarray:
     """log1p(CPM) of the ``n_genes`` most variable genes, float32."""
     counts = np.asarray(counts, dtype=np.float64)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,15 +21,6 @@ from gtlomics.train import GuidedUpdate, GuideValues
 
 PROPERTY = settings(max_examples=40, deadline=None, derandomize=True)
 TORCH_PROPERTY = settings(max_examples=15, deadline=None, derandomize=True)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 # ------------------------------------------------------------------ guide normalisation

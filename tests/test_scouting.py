@@ -23,15 +23,6 @@ class Task:
     labels: np.ndarray
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _data(dtype=np.float32) -> tuple[np.ndarray, list[Task]]:
     rng = np.random.default_rng(0)
     values = rng.normal(size=(80, CFG.n_genes)).astype(dtype)

@@ -23,8 +23,6 @@ class Task:
 
 @pytest.fixture(scope="module")
 def scouted(synthetic_corpus):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     values = log_cpm_top_genes(synthetic_corpus.X, 64)
     clusters = synthetic_corpus.obs["cluster"].cat.codes.to_numpy()
     encoder = ExpressionEncoder(EncoderConfig(n_genes=64, d_model=32, n_heads=4, n_layers=1))
@@ -40,7 +38,6 @@ def scouted(synthetic_corpus):
     result = train_scouts(
         encoder, head, values, tasks, config=ScoutConfig(steps=20, batch_size=16), seed=0
     )
-    torch.set_num_threads(previous)
     return result
 
 

@@ -20,14 +20,6 @@ streaming = importlib.import_module("gtlomics.train.streaming")
 CONFIG = PretrainConfig(epochs=2, batch_size=16, holdout_fraction=0.1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def corpus_file(tmp_path_factory, synthetic_corpus):
     """The shared synthetic corpus (300 samples, counts, CSR) written as an .h5ad file."""
