@@ -2,22 +2,33 @@
 
 Building even a tiny foundation costs seconds (UMAP's numba compile the first time in a process),
 so it is built once, lazily, and reused by every test module that loads this file as a plugin
-(``pytest_plugins = ["gtl_support"]``).
+(``tests/conftest.py`` loads it as a plugin).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import anndata as ad
 import pytest
-import torch
 
 from gtlomics.datasets.synthetic import SyntheticDesign
-from gtlomics.foundation import PRESETS, Foundation
+from gtlomics.foundation import PRESETS, Foundation, FoundationPreset
+from gtlomics.train import PretrainConfig, ScoutConfig
 
 N_GENES = 64
+
+# Smaller than the "tiny" preset: for tests that build several foundations of their own.
+MICRO_PRESET = FoundationPreset(
+    n_genes=32,
+    d_model=8,
+    n_layers=1,
+    n_heads=2,
+    n_scouts=2,
+    pretrain=PretrainConfig(epochs=1, batch_size=32),
+    scouts=ScoutConfig(steps=3, batch_size=8),
+    cousin_tasks=PRESETS["tiny"].cousin_tasks,
+)
 
 
 @functools.cache
@@ -39,34 +50,15 @@ def corpus() -> ad.AnnData:
     return design().sample(200, random_state=1)
 
 
-@contextlib.contextmanager
-def single_torch_thread():
-    """Tiny models: intra-op threads only add overhead (and thrash on a busy 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 @functools.cache
 def tiny_foundation() -> Foundation:
     """The session's tiny foundation (d_model 16, 1 layer, 4 scouts), built on :func:`corpus`."""
-    with single_torch_thread():
-        return Foundation.build(corpus(), preset=PRESETS["tiny"], random_state=0)
+    return Foundation.build(corpus(), preset=PRESETS["tiny"], random_state=0)
 
 
 def fewshot(n_samples: int = 12, *, random_state: int = 2) -> ad.AnnData:
     """A few-shot study from one cluster of the same biology: treated vs control."""
     return design().sample(n_samples, clusters=[0], random_state=random_state)
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """One torch thread for a module: ``pytestmark = pytest.mark.usefixtures(...)``."""
-    with single_torch_thread():
-        yield
 
 
 @pytest.fixture(scope="session")

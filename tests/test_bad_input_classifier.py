@@ -12,8 +12,6 @@ import scipy.sparse as sp
 
 from gtlomics.classifier import GTLClassifier
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 FAST = {"epochs": 1, "batch_size": 8, "random_state": 0}
 
 

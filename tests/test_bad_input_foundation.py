@@ -26,8 +26,6 @@ from safetensors.torch import load_file, save_file
 from gtlomics.expression import PreprocessingConfig
 from gtlomics.foundation import Foundation, FoundationIntegrityError, FoundationVersionError
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 class _WorkStarted(Exception):
     """Raised by the pre-training stand-in: the build got past its checks."""

@@ -26,8 +26,6 @@ from gtlomics.foundation import ENV_VAR, Foundation
 FAST = {"epochs": 3, "batch_size": 8, "random_state": 0}
 SCRATCH = {"foundation": None, "d_model": 8, "n_heads": 2, "n_layers": 1, **FAST}
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture(scope="module")
 def adata(gtl):

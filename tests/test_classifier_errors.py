@@ -18,8 +18,6 @@ from gtlomics.foundation import ENV_VAR, FoundationIntegrityError, FoundationVer
 
 FAST = {"epochs": 1, "batch_size": 8, "random_state": 0}
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture()
 def adata(gtl):

@@ -7,12 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from gtl_support import MICRO_PRESET
 
-from gtlomics.foundation import Foundation, FoundationPreset, get_preset
+from gtlomics.foundation import Foundation, get_preset
 from gtlomics.nn import GTLModel
-from gtlomics.train import PretrainConfig, ScoutConfig
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _values(n_samples: int = 5, n_genes: int = 64) -> torch.Tensor:
@@ -101,16 +99,7 @@ def test_load_on_gpu(foundation, foundation_dir):
     assert next(model.parameters()).is_cuda
 
 
-FAST = FoundationPreset(
-    n_genes=32,
-    d_model=8,
-    n_layers=1,
-    n_heads=2,
-    n_scouts=2,
-    pretrain=PretrainConfig(epochs=1, batch_size=32),
-    scouts=ScoutConfig(steps=3, batch_size=8),
-    cousin_tasks=get_preset("tiny").cousin_tasks,
-)
+FAST = MICRO_PRESET
 
 
 def test_same_seed_gives_bit_identical_foundation_without_touching_global_rng(gtl):

@@ -15,8 +15,6 @@ from gtlomics.foundation import (
     FoundationVersionError,
 )
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture()
 def frame(gtl) -> pd.DataFrame:

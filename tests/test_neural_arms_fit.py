@@ -17,8 +17,6 @@ from gtlomics import GTLClassifier
 from gtlomics.classifier.standardize import MIN_FIT_GENE_STD, fit_gene_standardization
 from gtlomics.nn import EncoderConfig, ExpressionEncoder
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 SMALL = {"d_model": 16, "n_heads": 2, "n_layers": 1}
 
 

@@ -16,26 +16,15 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from gtl_support import MICRO_PRESET
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from gtlomics.classifier import GTLClassifier
-from gtlomics.foundation import Foundation, FoundationPreset, get_preset
-from gtlomics.train import PretrainConfig, ScoutConfig
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+from gtlomics.foundation import Foundation
 
 FAST = {"epochs": 2, "batch_size": 8, "random_state": 7}
 SCRATCH = {"foundation": None, "d_model": 8, "n_heads": 2, "n_layers": 1, "n_genes": 32}
-TINY_BUILD = FoundationPreset(
-    n_genes=32,
-    d_model=8,
-    n_layers=1,
-    n_heads=2,
-    n_scouts=2,
-    pretrain=PretrainConfig(epochs=1, batch_size=32),
-    scouts=ScoutConfig(steps=3, batch_size=8),
-    cousin_tasks=get_preset("tiny").cousin_tasks,
-)
+TINY_BUILD = MICRO_PRESET
 
 
 def _global_states() -> tuple[torch.Tensor, list, tuple]:

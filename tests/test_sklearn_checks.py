@@ -8,12 +8,9 @@ configuration trains long enough to pass it honestly rather than claiming ``poor
 
 from __future__ import annotations
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gtlomics.classifier import GTLClassifier
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Checks expected to fail, each with its reason.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {

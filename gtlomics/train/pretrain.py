@@ -134,6 +134,28 @@ def _lr_lambda(total_steps: int, warmup_fraction: float):
     return factor
 
 
+def _adamw_with_schedule(params, config: PretrainConfig, total_steps: int):
+    """AdamW with linear warm-up then cosine decay over ``total_steps``."""
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(total_steps, config.warmup_fraction)
+    )
+    return optimizer, scheduler
+
+
+def _optimizer_step(loss: torch.Tensor, run) -> float:
+    """Backward, clip, step and schedule for a pre-training run (``encoder``, ``head``,
+    ``optimizer``, ``scheduler``, ``config`` attributes); returns the loss as a float."""
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.config.grad_clip is not None:
+        params = [*run.encoder.parameters(), *run.head.parameters()]
+        torch.nn.utils.clip_grad_norm_(params, run.config.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    return float(loss.detach())
+
+
 class _Pretrainer:
     """State of one pre-training run; one short method per step."""
 
@@ -147,12 +169,9 @@ class _Pretrainer:
             self.device
         )
         params = [*encoder.parameters(), *self.head.parameters()]
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         self.steps_per_epoch = math.ceil(len(self.train_rows) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_lambda(self.total_steps, config.warmup_fraction)
-        )
+        self.optimizer, self.scheduler = _adamw_with_schedule(params, config, self.total_steps)
         self.dropout_generator = torch.Generator(device=self.device)
         set_dropout_generator(encoder, self.dropout_generator)
         self.step, self.epoch_loss_sum, self.history = 0, 0.0, []
@@ -198,14 +217,7 @@ class _Pretrainer:
         self.encoder.train()
         self.head.train()
         loss = self.masked_loss(rows, mask)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            params = [*self.encoder.parameters(), *self.head.parameters()]
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        return float(loss.detach())
+        return _optimizer_step(loss, self)
 
     @torch.no_grad()
     def evaluate(self, epoch: int) -> PretrainEpoch:

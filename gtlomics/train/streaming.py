@@ -33,9 +33,10 @@ from gtlomics.train.pretrain import (
     PretrainConfig,
     PretrainEpoch,
     PretrainResult,
+    _adamw_with_schedule,
     _draw_mask,
-    _lr_lambda,
     _masked_mse,
+    _optimizer_step,
 )
 from gtlomics.train.runtime import autocast_for, child_rng, child_seed
 
@@ -170,12 +171,9 @@ class _StreamingPretrainer:
         self.head = MaskedExpressionHead(encoder.config.d_model, seed=child_seed(seed, _HEAD))
         self.head.to(device)
         params = [*encoder.parameters(), *self.head.parameters()]
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         self.steps_per_epoch = self._count_steps()
         self.total_steps = self.steps_per_epoch * config.epochs
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_lambda(self.total_steps, config.warmup_fraction)
-        )
+        self.optimizer, self.scheduler = _adamw_with_schedule(params, config, self.total_steps)
         self.dropout_generator = torch.Generator(device=device)
         set_dropout_generator(encoder, self.dropout_generator)
 
@@ -199,14 +197,7 @@ class _StreamingPretrainer:
         self.encoder.train()
         self.head.train()
         loss = self.masked_loss(values.masked_fill(~present, 0.0), present, mask)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            params = [*self.encoder.parameters(), *self.head.parameters()]
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        return float(loss.detach())
+        return _optimizer_step(loss, self)
 
     def train_epoch(self, epoch: int, bar) -> float:
         loss_sum = 0.0
