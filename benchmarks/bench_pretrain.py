@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gtlomics.nn import EncoderConfig, ExpressionEncoder
+from gtlomics.nn.flops import encoder_training_flops
 from gtlomics.train import PretrainConfig, pretrain
 
 
@@ -51,10 +52,8 @@ def sync(device: torch.device) -> None:
 
 def flops_per_sample(cfg: EncoderConfig) -> float:
     """Matmul FLOPs of forward + backward for one sample (encoder + masked head)."""
-    t, d, f, h = cfg.n_tokens, cfg.d_model, cfg.ff_dim, cfg.value_dim
-    per_layer = 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d + 2 * 2 * t * d * f
-    embed = 2 * cfg.n_genes * (h + h * d) + 2 * cfg.n_genes * d
-    return 3.0 * (cfg.n_layers * per_layer + embed)
+    masked_head = 2 * cfg.n_genes * cfg.d_model
+    return encoder_training_flops(cfg) + 3.0 * masked_head
 
 
 def samples_per_second(cfg, values: torch.Tensor, config: PretrainConfig) -> tuple[float, float]:

@@ -7,8 +7,14 @@ Rates are given by wall time and by process-CPU time per thread ("idle-machine")
 fraction of peak use CPU time for both the scouts and the matmul, so they stay meaningful when
 other processes share the machine.
 
-Run: ``python benchmarks/bench_scouts.py [--scouts 8 32 64] [--steps 6] [--threads 2]
-[--tune-malloc] [--chunk-size 16] [--skip-loop-above 32]``
+Run: ``python benchmarks/bench_scouts.py [--scouts 8 32 64] [--steps 6] [--repeats 3]
+[--threads 2] [--genes 256] [--d-model 64] [--heads 4] [--batch-size 32] [--tune-malloc]
+[--chunk-size 3]``
+
+The two paths alternate, ``--repeats`` times each, and the tables give medians. "per pass" is how
+many scouts the vectorised path trains together: on CPU the library trains compute-bound scouts
+(more than ``CPU_ENSEMBLE_MAX_FLOPS`` per step) one at a time, i.e. with the loop; force the
+ensemble with ``--chunk-size``.
 
 ``--tune-malloc`` re-runs the script with glibc told to keep freed memory (no ``munmap`` / trim of
 the large activation temporaries, which otherwise page-fault on every step); tcmalloc or jemalloc
@@ -27,8 +33,9 @@ import numpy as np
 import torch
 
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
+from gtlomics.nn.flops import encoder_training_flops
 from gtlomics.train import ScoutConfig, train_scouts
-from gtlomics.train.scouting import scout_activation_bytes, scouts_per_pass
+from gtlomics.train.scout_passes import ScoutCost, scouts_per_pass
 
 
 @dataclass(frozen=True)
@@ -50,14 +57,6 @@ def matmul_gflops(size: int = 4096, repeats: int = 3) -> tuple[float, float]:
         best_wall = min(best_wall, time.perf_counter() - wall)
         best_cpu = min(best_cpu, (time.process_time() - cpu) / torch.get_num_threads())
     return 2 * size**3 / best_wall / 1e9, 2 * size**3 / best_cpu / 1e9
-
-
-def flops_per_scout_step(cfg: EncoderConfig, batch_size: int) -> float:
-    """Matmul FLOPs of one forward + backward pass of one scout on one batch."""
-    t, d, f, h = cfg.n_tokens, cfg.d_model, cfg.ff_dim, cfg.value_dim
-    per_layer = 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d + 2 * 2 * t * d * f
-    embed = 2 * cfg.n_genes * (h + h * d)
-    return 3.0 * batch_size * (cfg.n_layers * per_layer + embed)
 
 
 def make_tasks(n_scouts: int, n_samples: int, rng: np.random.Generator) -> list[Task]:
@@ -86,12 +85,17 @@ def time_scouts(
     )
     # Warm up with one full group, so both paths start with their working set allocated (the
     # ensemble's first step page-faults in temporaries ``E`` times the loop's).
-    scout_bytes = scout_activation_bytes(cfg, batch_size)
-    group = scouts_per_pass(config, len(tasks), torch.device("cpu"), scout_bytes)
+    group = pass_size(cfg, config, len(tasks))
     train_scouts(encoder, head, values, tasks[:group], config=replace(config, steps=2), seed=0)
     wall, cpu = time.perf_counter(), time.process_time()
     train_scouts(encoder, head, values, tasks, config=config, seed=0)
     return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def pass_size(cfg: EncoderConfig, config: ScoutConfig, n_scouts: int) -> int:
+    """Scouts per pass the library picks on CPU for this model and config."""
+    cost = ScoutCost.of(cfg, config.batch_size)
+    return scouts_per_pass(config, n_scouts, torch.device("cpu"), cost)
 
 
 MALLOC_KEEP = {
@@ -101,64 +105,86 @@ MALLOC_KEEP = {
 }
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Rates:
+    """Median scout-steps per second over the repeats: by wall time and by CPU time/thread."""
+
+    wall: float
+    cpu: float
+
+
+def measure(cfg, values, tasks, args) -> dict[bool, Rates]:
+    """Median rates of the loop (``False``) and vectorised (``True``) paths; the two alternate,
+    ``args.repeats`` timed runs each, so a slow spell on a shared machine hits both."""
+    walls, cpus = {False: [], True: []}, {False: [], True: []}
+    for _ in range(args.repeats):
+        for vectorized in (False, True):
+            wall, cpu = time_scouts(
+                cfg, values, tasks, args.steps, args.batch_size, vectorized, args.chunk_size
+            )
+            walls[vectorized].append(len(tasks) * args.steps / wall)
+            cpus[vectorized].append(len(tasks) * args.steps / (cpu / args.threads))
+    return {v: Rates(float(np.median(walls[v])), float(np.median(cpus[v]))) for v in walls}
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scouts", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per path (median)")
     parser.add_argument("--genes", type=int, default=256)
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4, help="attention heads (divide d_model)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--tune-malloc", action="store_true")
     parser.add_argument("--chunk-size", type=int, default=None, help="scouts per ensemble pass")
-    parser.add_argument(
-        "--skip-loop-above", type=int, default=None, help="time the loop only up to this N"
-    )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.tune_malloc and not all(os.environ.get(k) == v for k, v in MALLOC_KEEP.items()):
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_KEEP})
     torch.set_num_threads(args.threads)
-    cfg = EncoderConfig(n_genes=args.genes, d_model=args.d_model, n_layers=args.layers)
+    cfg = EncoderConfig(
+        n_genes=args.genes, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads
+    )
     rng = np.random.default_rng(0)
     values = rng.normal(size=(512, args.genes)).astype(np.float32)
     wall_peak, peak = matmul_gflops()
-    flops = flops_per_scout_step(cfg, args.batch_size)
+    flops = encoder_training_flops(cfg, args.batch_size)
     print(
         f"torch {torch.__version__}, {args.threads} thread(s); fp32 matmul 4096²: "
         f"{wall_peak:.0f} GFLOP/s wall, {peak:.0f} GFLOP/s idle-machine (CPU time); "
         f"malloc tuned: {args.tune_malloc}; LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r}"
     )
     print(
-        f"genes={args.genes} d_model={args.d_model} layers={args.layers} "
-        f"batch={args.batch_size} steps={args.steps}; {flops / 1e9:.2f} GFLOP per scout-step"
+        f"genes={args.genes} d_model={args.d_model} layers={args.layers} heads={args.heads} "
+        f"batch={args.batch_size} steps={args.steps} repeats={args.repeats} (medians); "
+        f"{flops / 1e9:.2f} GFLOP per scout-step"
     )
     print(
-        f"{'scouts':>6} {'path':>10} {'wall scout-steps/s':>19} {'vec/loop':>9} "
+        f"{'scouts':>6} {'path':>10} {'per pass':>8} {'wall scout-steps/s':>19} {'vec/loop':>9} "
         f"{'idle-machine steps/s':>21} {'GFLOP/s':>8} {'of peak':>8} {'vec/loop':>9}"
     )
-    last_loop = None
     for n_scouts in args.scouts:
         tasks = make_tasks(n_scouts, len(values), rng)
-        rates, cpu_rates = {}, {}
-        for path, vectorized in (("loop", False), ("vectorised", True)):
-            if path == "loop" and args.skip_loop_above and n_scouts > args.skip_loop_above:
-                continue  # the loop's rate hardly depends on N; reuse the last one
-            wall, cpu = time_scouts(
-                cfg, values, tasks, args.steps, args.batch_size, vectorized, args.chunk_size
-            )
-            rates[path] = n_scouts * args.steps / wall
-            cpu_rates[path] = n_scouts * args.steps / (cpu / args.threads)
-            gflops = cpu_rates[path] * flops / 1e9
-            loop_rates = (rates, cpu_rates) if "loop" in rates else last_loop
-            is_vec = path == "vectorised" and loop_rates is not None
-            ratio = f"{rates[path] / loop_rates[0]['loop']:.2f}" if is_vec else ""
-            cpu_ratio = f"{cpu_rates[path] / loop_rates[1]['loop']:.2f}" if is_vec else ""
+        config = ScoutConfig(batch_size=args.batch_size, chunk_size=args.chunk_size)
+        rates_by_path = measure(cfg, values, tasks, args)
+        loop, vec = rates_by_path[False], rates_by_path[True]
+        for path, rates, per_pass in (
+            ("loop", loop, 1),
+            ("vectorised", vec, pass_size(cfg, config, n_scouts)),
+        ):
+            gflops = rates.cpu * flops / 1e9
+            ratio = f"{rates.wall / loop.wall:.2f}" if path == "vectorised" else ""
+            cpu_ratio = f"{rates.cpu / loop.cpu:.2f}" if path == "vectorised" else ""
             print(
-                f"{n_scouts:>6} {path:>10} {rates[path]:>19.1f} {ratio:>9} "
-                f"{cpu_rates[path]:>21.1f} {gflops:>8.1f} {gflops / peak:>8.1%} {cpu_ratio:>9}"
+                f"{n_scouts:>6} {path:>10} {per_pass:>8} {rates.wall:>19.1f} {ratio:>9} "
+                f"{rates.cpu:>21.1f} {gflops:>8.1f} {gflops / peak:>8.1%} {cpu_ratio:>9}"
             )
-        last_loop = (rates, cpu_rates) if "loop" in rates else last_loop
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ def _add_foundation(commands) -> None:
     build.add_argument("--n-scouts", type=int, help="number of scouts / cousin tasks")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--checkpoint-dir", help="resumable checkpoints")
+    build.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda:N")
     build.add_argument("--overwrite", action="store_true")
     build.set_defaults(handler=_run_foundation_build)
 
@@ -156,6 +157,7 @@ def _run_foundation_build(args, say) -> None:
         random_state=args.seed,
         progress=not args.quiet,
         checkpoint_dir=args.checkpoint_dir,
+        device=args.device,
     )
     saved = foundation.save(out, overwrite=args.overwrite)
     say(f"Saved foundation to {saved}")

@@ -109,6 +109,12 @@ def test_checkpoint_dir_that_is_a_file(corpus, tmp_path, no_training):
         Foundation.build(corpus, preset="tiny", checkpoint_dir=clash)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_is_refused_before_training(corpus, no_training):
+    with pytest.raises(ValueError, match="CUDA is not available; use device='cpu'"):
+        Foundation.build(corpus, preset="tiny", device="cuda")
+
+
 # ------------------------------------------------------------------------------------- load
 
 

@@ -141,16 +141,13 @@ def test_without_torchrun_the_context_is_rank_0_of_1(monkeypatch):
     assert not dist.is_initialized()
 
 
-def test_cpu_passes_keep_temporaries_under_the_allocator_threshold():
-    scouting = importlib.import_module("gtlomics.train.scouting")
-    cfg = EncoderConfig(n_genes=256, d_model=64)
-    scout_bytes = scouting.scout_activation_bytes(cfg, batch_size=32)
-    assert scout_bytes == 32 * 257 * 256 * 4  # (B, T, d_ff) float32
-    cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    per_pass = scouting.scouts_per_pass(SCOUTS, 64, cpu, scout_bytes)
-    assert per_pass == 3 and per_pass * scout_bytes <= scouting.CPU_PASS_BYTES
-    assert scouting.scouts_per_pass(SCOUTS, 64, gpu, scout_bytes) == 64
-    assert scouting.scouts_per_pass(SCOUTS, 64, cpu, 10 * scouting.CPU_PASS_BYTES) == 1
-    explicit = ScoutConfig(chunk_size=16)
-    assert scouting.scouts_per_pass(explicit, 64, cpu, scout_bytes) == 16
-    assert scouting.scouts_per_pass(ScoutConfig(vectorized=False), 64, gpu, scout_bytes) == 1
+def test_each_rank_groups_its_block_like_one_process_groups_all_scouts():
+    values, encoder = torch.zeros(4, CFG.n_genes), ExpressionEncoder(CFG, seed=0)
+    block = distributed.shard_scouts(7, 1, 2)  # scouts 4, 5, 6
+    assert list(block) == [4, 5, 6]
+    groups = distributed._local_groups(block, SCOUTS, values, encoder)
+    assert groups == [range(4, 7)]  # a light model: the whole block in one pass on CPU
+    chunked = distributed._local_groups(block, ScoutConfig(chunk_size=2), values, encoder)
+    assert chunked == [range(4, 6), range(6, 7)]
+    loop = distributed._local_groups(block, ScoutConfig(vectorized=False), values, encoder)
+    assert loop == [range(4, 5), range(5, 6), range(6, 7)]

@@ -105,3 +105,15 @@ def test_compiled_ddp_pretraining_runs_on_cuda():
         encoder, values, config=PretrainConfig(epochs=1, batch_size=16), seed=0, compile_model=True
     )
     assert np.isfinite(result.final.train_loss)
+
+
+def test_foundation_builds_on_cuda_and_saves_cpu_tensors(tmp_path):
+    from gtlomics.datasets.synthetic import SyntheticDesign
+    from gtlomics.foundation import Foundation
+
+    corpus = SyntheticDesign.random(n_genes=120, random_state=0).sample(60, random_state=1)
+    foundation = Foundation.build(corpus, preset="tiny", device="cuda", random_state=0)
+    assert all(t.device.type == "cpu" for t in foundation.encoder_state.values())
+    assert all(t.device.type == "cpu" for t in foundation.guides.raw.values())
+    assert all(torch.isfinite(t).all() for t in foundation.guides.raw.values())
+    assert Foundation.load(foundation.save(tmp_path / "f")).n_genes == foundation.n_genes

@@ -13,6 +13,7 @@ from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
 from gtlomics.train import CheckpointConfig, ScoutConfig, scout_batch_schedule, train_scouts
 
 scouting = importlib.import_module("gtlomics.train.scouting")
+passes = importlib.import_module("gtlomics.train.scout_passes")
 
 CFG = EncoderConfig(n_genes=32, d_model=16, n_heads=2, n_layers=2)
 
@@ -165,3 +166,27 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path, monkeypatch, vectoriz
     assert np.array_equal(resumed.losses, reference.losses)
     with pytest.raises(ValueError, match="different settings"):
         train_scouts(*_start(), values, tasks, config=config, seed=6, checkpoint=checkpoint)
+
+
+def test_cpu_batches_light_scouts_and_loops_compute_bound_ones():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    heavy = passes.ScoutCost.of(EncoderConfig(n_genes=256, d_model=64), batch_size=32)
+    assert heavy.activation_bytes == 32 * 257 * 256 * 4  # (B, T, d_ff) float32
+    assert heavy.step_flops > passes.CPU_ENSEMBLE_MAX_FLOPS
+    light = passes.ScoutCost.of(CFG, batch_size=8)
+    default = ScoutConfig()
+    assert passes.scouts_per_pass(default, 64, cpu, heavy) == 1
+    assert passes.scouts_per_pass(default, 64, gpu, heavy) == 64
+    assert passes.scouts_per_pass(default, 64, cpu, light) == 64
+    third = passes.ScoutCost(activation_bytes=passes.CPU_PASS_BYTES // 3, step_flops=1e9)
+    assert passes.scouts_per_pass(default, 64, cpu, third) == 3
+    assert passes.scouts_per_pass(ScoutConfig(chunk_size=16), 64, cpu, heavy) == 16
+    assert passes.scouts_per_pass(ScoutConfig(vectorized=False), 64, gpu, light) == 1
+
+
+def test_compute_bound_scouts_on_cpu_train_exactly_like_the_loop(monkeypatch):
+    monkeypatch.setattr(passes, "CPU_ENSEMBLE_MAX_FLOPS", 0.0)
+    vec, loop = _run(True), _run(False)
+    assert np.array_equal(vec.losses, loop.losses)
+    for name, guide in loop.guides.raw.items():
+        assert torch.equal(vec.guides.raw[name], guide), name

@@ -38,7 +38,6 @@ from gtlomics.classifier.inputs import (
     is_anndata,
     plain_preprocessing,
     prepare,
-    resolve_device,
 )
 from gtlomics.classifier.standardize import fit_gene_standardization
 from gtlomics.expression import (
@@ -50,6 +49,7 @@ from gtlomics.expression import (
 from gtlomics.foundation import ENV_VAR, Foundation, find_default_foundation
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GTLModel
 from gtlomics.train import FinetuneConfig, FinetuneResult, finetune
+from gtlomics.train.runtime import resolve_device
 
 __all__ = ["GTLClassifier"]
 
@@ -384,6 +384,7 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
             corpus_description=f"the {n_samples} samples passed to GTLClassifier.fit",
             random_state=seed,
             progress=self.verbose > 0,
+            device=self.device_,
         )
 
     def _vocabulary(self, table: Table) -> tuple[GeneVocab, PreprocessingConfig]:

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 
 from gtlomics.expression import (
     GeneVocab,
@@ -29,7 +28,6 @@ __all__ = [
     "is_anndata",
     "plain_preprocessing",
     "prepare",
-    "resolve_device",
 ]
 
 
@@ -102,12 +100,3 @@ def child_seeds(random_state: Any, n: int) -> list[int]:
         random_state = int(random_state.randint(np.iinfo(np.int32).max))
     children = np.random.SeedSequence(random_state).spawn(n)
     return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in children]
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available; use device='cpu'.")
-    return resolved

@@ -13,6 +13,11 @@ Stages, each seeded by its own child of ``np.random.SeedSequence(random_state)``
 
 With ``checkpoint_dir`` the two training stages checkpoint there and a re-run with the same
 arguments resumes where a killed run stopped, ending with the same foundation.
+
+Under ``torchrun`` (an initialised process group of k > 1 ranks) every rank calls
+``build_foundation`` with the same arguments: pre-training runs under DDP, rank 0 draws the
+cousin tasks and broadcasts them, the scouts are sharded over the ranks, and every rank returns
+the same foundation (:mod:`gtlomics.foundation.trainers`).
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ from gtlomics.expression import (
 from gtlomics.expression.scale import check_values
 from gtlomics.foundation.presets import CousinTaskSettings, FoundationPreset, get_preset
 from gtlomics.foundation.record import Foundation, Provenance
+from gtlomics.foundation.trainers import BuildTrainers
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
 from gtlomics.train import CheckpointConfig, PretrainConfig, ScoutConfig, pretrain, train_scouts
+from gtlomics.train.runtime import resolve_device
 
 __all__ = ["build_foundation"]
 
@@ -64,6 +71,7 @@ def build_foundation(
     progress: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 50,
+    device: str | torch.device = "auto",
 ) -> Foundation:
     """Build a :class:`Foundation` from an unlabelled expression corpus.
 
@@ -94,9 +102,14 @@ def build_foundation(
         Progress bars for the training stages.
     checkpoint_dir : path, optional
         Folder for resumable checkpoints of pre-training and scouting (created when missing);
-        a re-run with the same arguments resumes from them.
+        a re-run with the same arguments resumes from them. Single-process builds only.
     checkpoint_every : int
         Optimiser steps between checkpoints.
+    device : str or torch.device
+        Where pre-training and scouting run: ``"auto"`` (CUDA when available, else CPU),
+        ``"cpu"``, ``"cuda:1"``... On CUDA both run under bf16 autocast, so a GPU build is not
+        bit-identical to a CPU build (docs/reproducibility.md). Under ``torchrun`` each rank
+        uses its own device instead.
 
     Returns
     -------
@@ -106,9 +119,12 @@ def build_foundation(
     ------
     ValueError
         Bad sizes, a corpus that cannot be used (too few samples, bad values, identical samples,
-        too few clusters for cousin tasks) or a ``checkpoint_dir`` that is a file: all found
-        before pre-training starts.
+        too few clusters for cousin tasks), a ``checkpoint_dir`` that is a file, or a
+        ``checkpoint_dir`` under a process group of several ranks, or a CUDA ``device`` on a
+        machine without CUDA: all found before pre-training starts.
     """
+    trainers = BuildTrainers.current(pretrain, train_scouts, resolve_device(device))
+    trainers.check_checkpointing(checkpoint_dir)
     plan = _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cousin_tasks)
     _check_n_scouts(plan.n_scouts)
     preprocessing = preprocessing or PreprocessingConfig()
@@ -123,9 +139,9 @@ def build_foundation(
     checkpoints = _checkpoints(checkpoint_dir, checkpoint_every)
     # Cousin tasks need only the corpus: drawn first, a corpus they cannot use (identical
     # samples, too few clusters) fails in seconds, not after hours of pre-training.
-    tasks = _cousin_tasks(prepared.values, plan, task_seed)
+    tasks = trainers.cousin_tasks(lambda: _cousin_tasks(prepared.values, plan, task_seed))
     logger.info("Pre-training on %d samples × %d genes.", *prepared.values.shape)
-    pretrain(
+    trainers.pretrain(
         model,
         prepared.values,
         config=plan.pretrain,
@@ -136,7 +152,7 @@ def build_foundation(
     )
     head = ClassificationHead(enc_config.d_model, 2, seed=head_seed)
     logger.info("Training %d scouts.", len(tasks))
-    scouted = train_scouts(
+    guides = trainers.train_scouts(
         model,
         head,
         prepared.values,
@@ -162,7 +178,7 @@ def build_foundation(
         encoder_config=enc_config,
         encoder_state=_cpu_state(model),
         head_init=_cpu_state(head),
-        guides=scouted.guides,
+        guides=guides,
         provenance=provenance,
     )
 

@@ -15,19 +15,23 @@ masked MSE, i.e. the same update a single process makes on the whole batch.
 
 Every function works without an initialised process group (then it is a plain single-process
 call), so the same script runs under ``python`` and under ``torchrun``.
+:func:`process_group_context` and :func:`broadcast_from_main` let library code (e.g.
+:func:`~gtlomics.foundation.build_foundation`) join a job the caller started.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
 
 from gtlomics.nn import ExpressionEncoder, set_dropout_generator
 from gtlomics.train.guides import GuideValues
@@ -39,22 +43,20 @@ from gtlomics.train.pretrain import (
     _Pretrainer,
 )
 from gtlomics.train.runtime import autocast_for, child_rng, child_seed, full_precision, to_tensor
-from gtlomics.train.scouting import (
-    ScoutConfig,
-    ScoutResult,
-    _check_tasks,
-    _ScoutRun,
-    scout_activation_bytes,
-    scouts_per_pass,
-)
+from gtlomics.train.scout_passes import ScoutCost, scouts_per_pass
+from gtlomics.train.scouting import ScoutConfig, ScoutResult, _check_tasks, _ScoutRun
 
 __all__ = [
     "DistributedContext",
+    "broadcast_from_main",
     "init_distributed",
     "pretrain_ddp",
+    "process_group_context",
     "shard_scouts",
     "train_scouts_sharded",
 ]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,55 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def process_group_context() -> DistributedContext:
+    """Where this process sits in the process group the caller initialised; initialises nothing.
+
+    Without a process group this is rank 0 of 1 on CPU. Under one, ``device`` is where the
+    group's collectives run: this process's current CUDA device for ``nccl``, else CPU.
+
+    Examples
+    --------
+    >>> process_group_context().world_size  # no process group here
+    1
+    """
+    rank, world_size = _rank_and_world()
+    device = torch.device("cpu")
+    if world_size > 1 and dist.get_backend() == "nccl":
+        device = torch.device("cuda", torch.cuda.current_device())
+    return DistributedContext(rank, world_size, device)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What rank 0 computed for :func:`broadcast_from_main`: a value or the error it raised."""
+
+    value: object = None
+    error: BaseException | None = None
+
+
+def broadcast_from_main(make: Callable[[], T]) -> T:
+    """Call ``make`` on rank 0 only and return its result on every rank.
+
+    Without a process group (or with one process) this is ``make()``. The result travels with
+    ``dist.broadcast_object_list`` (pickled). If ``make`` raises on rank 0, every rank raises
+    that error, so no rank waits forever for a result that never comes.
+    """
+    rank, world_size = _rank_and_world()
+    if world_size == 1:
+        return make()
+    outcome = None
+    if rank == 0:
+        try:
+            outcome = _Outcome(value=make())
+        except Exception as error:  # re-raised on every rank below
+            outcome = _Outcome(error=error)
+    box = [outcome]
+    dist.broadcast_object_list(box, src=0)
+    if box[0].error is not None:
+        raise box[0].error
+    return box[0].value
+
+
 def shard_scouts(n_scouts: int, rank: int, world_size: int) -> range:
     """The contiguous block of scout indices rank ``rank`` of ``world_size`` trains.
 
@@ -123,8 +174,8 @@ def shard_scouts(n_scouts: int, rank: int, world_size: int) -> range:
 
 
 def _local_groups(block: range, config: ScoutConfig, values, encoder) -> list[range]:
-    scout_bytes = scout_activation_bytes(encoder.config, config.batch_size, values.element_size())
-    size = max(scouts_per_pass(config, len(block), values.device, scout_bytes), 1)
+    cost = ScoutCost.of(encoder.config, config.batch_size, values.element_size())
+    size = max(scouts_per_pass(config, len(block), values.device, cost), 1)
     return [range(s, min(s + size, block.stop)) for s in range(block.start, block.stop, size)]
 
 
@@ -149,6 +200,7 @@ def train_scouts_sharded(
     config: ScoutConfig,
     seed: int,
     present: np.ndarray | torch.Tensor | None = None,
+    progress: bool = False,
 ) -> ScoutResult:
     """:func:`~gtlomics.train.train_scouts` with the scouts sharded over the process group.
 
@@ -162,6 +214,8 @@ def train_scouts_sharded(
     encoder, head_init, values, tasks, config, seed, present
         As in :func:`~gtlomics.train.train_scouts`; ``values`` should already be on this
         rank's device.
+    progress : bool
+        Show a tqdm progress bar of this rank's scout-steps (pass it on rank 0 only).
 
     Returns
     -------
@@ -179,8 +233,12 @@ def train_scouts_sharded(
     run.groups = _local_groups(
         shard_scouts(run.n_scouts, rank, world_size), config, values, encoder
     )
-    while not run.done:
-        run.run_step()
+    total = sum(len(group) for group in run.groups) * config.steps
+    with tqdm(total=total, disable=not progress, unit="scout-step") as bar:
+        while not run.done:
+            before = run.steps_done
+            run.run_step()
+            bar.update(run.steps_done - before)
     names = list(run.sq_sum)
     losses = run.losses.to(values.device)
     _all_reduce_sum([run.sq_sum[n] for n in names] + [losses])
@@ -245,6 +303,7 @@ def pretrain_ddp(
     seed: int,
     present: np.ndarray | torch.Tensor | None = None,
     compile_model: bool = False,
+    progress: bool = False,
 ) -> PretrainResult:
     """:func:`~gtlomics.train.pretrain` with each global batch split over the process group.
 
@@ -255,6 +314,7 @@ def pretrain_ddp(
 
     ``compile_model=True`` wraps the model in ``torch.compile`` (worth it on GPU for long runs at
     d_model ≥ 256; on CPU it needs a C++ compiler and the first steps pay minutes of compilation).
+    ``progress=True`` shows a tqdm progress bar (pass it on rank 0 only).
 
     Returns
     -------
@@ -267,12 +327,15 @@ def pretrain_ddp(
     trainer = _DDPPretrainer(
         encoder, values, present, config, seed, rank, world_size, compile_model
     )
-    while trainer.step < trainer.total_steps:
-        epoch, batch = divmod(trainer.step, trainer.steps_per_epoch)
-        trainer.epoch_loss_sum += trainer.train_step(epoch, batch)
-        trainer.step += 1
-        if batch == trainer.steps_per_epoch - 1:
-            trainer.history.append(trainer.evaluate(epoch))
-            trainer.epoch_loss_sum = 0.0
+    with tqdm(total=trainer.total_steps, disable=not progress) as bar:
+        while trainer.step < trainer.total_steps:
+            epoch, batch = divmod(trainer.step, trainer.steps_per_epoch)
+            trainer.epoch_loss_sum += trainer.train_step(epoch, batch)
+            trainer.step += 1
+            if batch == trainer.steps_per_epoch - 1:
+                trainer.history.append(trainer.evaluate(epoch))
+                trainer.epoch_loss_sum = 0.0
+                bar.set_postfix(holdout=f"{trainer.history[-1].holdout_loss:.4f}")
+            bar.update(1)
     set_dropout_generator(encoder, None)
     return PretrainResult(tuple(trainer.history), trainer.head, trainer.gene_mean, trainer.step)

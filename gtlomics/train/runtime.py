@@ -13,6 +13,7 @@ __all__ = [
     "child_seed",
     "full_precision",
     "make_optimizer",
+    "resolve_device",
     "to_tensor",
 ]
 
@@ -60,6 +61,22 @@ def autocast_for(device: torch.device, enabled: bool) -> torch.autocast:
         dtype=torch.bfloat16,
         enabled=enabled and on_cuda,
     )
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else as ``torch.device`` takes it.
+
+    Raises
+    ------
+    ValueError
+        A CUDA device is asked for and CUDA is not available.
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available; use device='cpu'.")
+    return resolved
 
 
 def to_tensor(values: np.ndarray | torch.Tensor, *, name: str = "values") -> torch.Tensor:

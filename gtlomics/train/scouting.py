@@ -32,13 +32,11 @@ from gtlomics.train.checkpoint import (
 from gtlomics.train.guides import GuideValues
 from gtlomics.train.runtime import OPTIMIZERS, child_rng, child_seed, to_tensor
 from gtlomics.train.scout_groups import EnsembleScouts, LoopScout
+from gtlomics.train.scout_passes import ScoutCost, scouts_per_pass
 
 __all__ = ["ScoutConfig", "ScoutResult", "scout_batch_schedule", "train_scouts"]
 
 _SCHEDULE, _DROPOUT = 0, 1
-# On CPU, ``chunk_size=None`` keeps each ensemble temporary under glibc's largest dynamic mmap
-# threshold (32 MiB): bigger blocks are mmapped and unmapped on every step and page-fault back in.
-CPU_PASS_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -46,10 +44,12 @@ class ScoutConfig:
     """Settings of :func:`train_scouts`.
 
     ``chunk_size`` bounds how many scouts the vectorised path trains in one pass; ``None`` trains
-    all scouts together on GPU; on CPU it trains as many as keep the widest activation
-    temporary under ``CPU_PASS_BYTES`` (32 MiB; 3 scouts at 257 tokens, batch 32, d_ff 256), since
-    larger passes gain nothing there and the default allocator page-faults their temporaries
-    in on every step (``benchmarks/bench_scouts.py``, ``docs/scale_out.md``). Activation
+    all scouts together on GPU. On CPU, ``None`` trains one scout at a time (the loop) when a
+    scout-step costs more than ``CPU_ENSEMBLE_MAX_FLOPS`` (2 GFLOP, e.g. 257 tokens, d_model 64,
+    batch 32: 8.3 GFLOP), where batching cannot beat the loop; smaller models train as many
+    scouts per pass as keep the widest activation temporary under ``CPU_PASS_BYTES`` (32 MiB),
+    since the default allocator page-faults larger temporaries in on every step
+    (``benchmarks/bench_scouts.py``, ``docs/scale_out.md``). Activation
     memory grows with ``chunk_size × batch_size × tokens`` (e.g. 32 scouts × 32 × 257 tokens ×
     d_ff 256 is ~270 MB per feed-forward temporary), so cap it on small GPUs. The vectorised path
     matches the loop for ``dropout = 0``.
@@ -85,26 +85,6 @@ class ScoutResult:
 
     guides: GuideValues
     losses: np.ndarray
-
-
-def scout_activation_bytes(encoder_config, batch_size: int, element_size: int = 4) -> int:
-    """Bytes of one scout's widest activation temporary ``(B, T, max(d_ff, 3·D, value_hidden))``."""
-    width = max(encoder_config.ff_dim, 3 * encoder_config.d_model, encoder_config.value_dim)
-    return batch_size * encoder_config.n_tokens * width * element_size
-
-
-def scouts_per_pass(
-    config: ScoutConfig, n_scouts: int, device: torch.device, scout_bytes: int
-) -> int:
-    """How many scouts one group trains together: 1 for the loop, else ``chunk_size``, else all
-    of them on GPU and as many as fit ``CPU_PASS_BYTES`` (``scout_bytes`` each) on CPU."""
-    if not config.vectorized:
-        return 1
-    if config.chunk_size is not None:
-        return config.chunk_size
-    if device.type != "cpu":
-        return n_scouts
-    return max(1, min(n_scouts, CPU_PASS_BYTES // max(scout_bytes, 1)))
 
 
 def scout_batch_schedule(tasks: Sequence, steps: int, batch_size: int, seed: int) -> np.ndarray:
@@ -156,10 +136,8 @@ class _ScoutRun:
         ).to(values.device)
         lookup = _label_lookup(tasks, len(values))
         self.labels = torch.from_numpy(lookup).to(values.device)
-        scout_bytes = scout_activation_bytes(
-            encoder.config, config.batch_size, values.element_size()
-        )
-        size = scouts_per_pass(config, self.n_scouts, values.device, scout_bytes)
+        cost = ScoutCost.of(encoder.config, config.batch_size, values.element_size())
+        size = scouts_per_pass(config, self.n_scouts, values.device, cost)
         self.groups = [
             range(s, min(s + size, self.n_scouts)) for s in range(0, self.n_scouts, size)
         ]
@@ -175,7 +153,7 @@ class _ScoutRun:
     def make_group(self, scouts: range):
         generator = torch.Generator(device=self.values.device)
         generator.manual_seed(child_seed(self.seed, _DROPOUT, scouts.start))
-        if self.config.vectorized:
+        if self.config.vectorized and len(scouts) > 1:
             return EnsembleScouts(self.encoder, self.head_init, len(scouts), self.config, generator)
         return LoopScout(self.encoder, self.head_init, self.config, generator)
 

@@ -1,0 +1,236 @@
+"""Which trainers a foundation build runs: one process, or sharded over a ``torchrun`` job.
+
+:func:`~gtlomics.foundation.build_foundation` asks :meth:`BuildTrainers.current` once. Without
+an initialised ``torch.distributed`` process group (or with one process) it gets the
+single-process :func:`~gtlomics.train.pretrain` and :func:`~gtlomics.train.train_scouts`, so
+numbers are those of a plain build. With ``world_size > 1`` pre-training runs under
+:func:`~gtlomics.train.distributed.pretrain_ddp`, the cousin tasks are drawn on rank 0 and
+broadcast, and the scouts are sharded with
+:func:`~gtlomics.train.distributed.train_scouts_sharded`; every rank ends with the same weights
+and guides.
+
+:func:`record_build_timings` collects the wall time of each phase (for scripts and benchmarks).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from gtlomics.nn import ExpressionEncoder
+from gtlomics.train import (
+    CheckpointConfig,
+    GuideValues,
+    PretrainConfig,
+    PretrainResult,
+    ScoutConfig,
+    ScoutResult,
+    pretrain,
+    train_scouts,
+)
+
+distributed = importlib.import_module("gtlomics.train.distributed")
+
+CPU = torch.device("cpu")
+
+__all__ = ["BuildTimings", "BuildTrainers", "record_build_timings"]
+
+
+@dataclass
+class BuildTimings:
+    """Wall-clock seconds of the phases of the builds run inside :func:`record_build_timings`."""
+
+    tasks: float = 0.0
+    pretrain: float = 0.0
+    scouts: float = 0.0
+
+
+_TIMINGS: ContextVar[BuildTimings | None] = ContextVar("gtlomics_build_timings", default=None)
+
+
+@contextmanager
+def record_build_timings() -> Iterator[BuildTimings]:
+    """Collect the phase wall times of the foundation builds run inside the ``with`` block.
+
+    Examples
+    --------
+    >>> with record_build_timings() as timings:
+    ...     pass  # build_foundation(...) here
+    >>> timings.pretrain
+    0.0
+    """
+    timings = BuildTimings()
+    token = _TIMINGS.set(timings)
+    try:
+        yield timings
+    finally:
+        _TIMINGS.reset(token)
+
+
+@contextmanager
+def _timed(phase: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings = _TIMINGS.get()
+        if timings is not None:
+            setattr(timings, phase, getattr(timings, phase) + time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class BuildTrainers:
+    """The trainers of one build, chosen from this process's place in the process group.
+
+    Parameters
+    ----------
+    context : DistributedContext
+        Rank, world size and device (:func:`~gtlomics.train.distributed.process_group_context`).
+    single_pretrain, single_scouts : callable
+        The single-process trainers (:func:`~gtlomics.train.pretrain`,
+        :func:`~gtlomics.train.train_scouts`); the builder passes its own module names so
+        that they stay the place to intercept a single-process build.
+    device : torch.device
+        Where training runs: the asked-for device in one process, the rank's device
+        (``context.device``) under a process group.
+    """
+
+    context: distributed.DistributedContext
+    single_pretrain: Callable[..., PretrainResult] = pretrain
+    single_scouts: Callable[..., ScoutResult] = train_scouts
+    device: torch.device = CPU
+
+    @classmethod
+    def current(
+        cls,
+        single_pretrain: Callable[..., PretrainResult] = pretrain,
+        single_scouts: Callable[..., ScoutResult] = train_scouts,
+        device: torch.device = CPU,
+    ) -> BuildTrainers:
+        """Trainers for the process group the caller initialised (single-process without one).
+
+        ``device`` is where a single-process build trains; under a process group of several
+        ranks each rank trains on its own ``context.device`` instead.
+        """
+        context = distributed.process_group_context()
+        if context.world_size > 1:
+            device = context.device
+        return cls(context, single_pretrain, single_scouts, device)
+
+    @property
+    def sharded(self) -> bool:
+        """True under a process group of more than one rank."""
+        return self.context.world_size > 1
+
+    def check_checkpointing(self, checkpoint_dir: str | os.PathLike | None) -> None:
+        """Refuse ``checkpoint_dir`` under several ranks (call before any work is done).
+
+        Raises
+        ------
+        ValueError
+            ``checkpoint_dir`` is given and the process group has more than one rank.
+        """
+        if checkpoint_dir is None or not self.sharded:
+            return
+        raise ValueError(
+            f"checkpoint_dir={os.fspath(checkpoint_dir)!r} works in a single process only, but "
+            f"this build runs in a process group of {self.context.world_size} ranks (torchrun): "
+            "the sharded trainers do not checkpoint. Drop checkpoint_dir and rerun the whole job "
+            "if a rank fails, or build in one process (plain python, no torchrun) to checkpoint "
+            "and resume."
+        )
+
+    def cousin_tasks(self, draw: Callable[[], list]) -> list:
+        """``draw()`` on rank 0, its tasks on every rank (its error on every rank if it fails)."""
+        with _timed("tasks"):
+            return distributed.broadcast_from_main(draw)
+
+    def pretrain(
+        self,
+        encoder: ExpressionEncoder,
+        values: np.ndarray,
+        *,
+        config: PretrainConfig,
+        seed: int,
+        present: np.ndarray,
+        progress: bool,
+        checkpoint: CheckpointConfig | None,
+    ) -> None:
+        """Pre-train ``encoder`` in place on ``self.device`` (under DDP when sharded)."""
+        with _timed("pretrain"):
+            if not self.sharded:
+                self.single_pretrain(
+                    encoder,
+                    self._on_device(values),
+                    config=config,
+                    seed=seed,
+                    present=present,
+                    progress=progress,
+                    checkpoint=checkpoint,
+                )
+                return
+            distributed.pretrain_ddp(
+                encoder,
+                self._on_device(values),
+                config=config,
+                seed=seed,
+                present=present,
+                progress=progress and self.context.is_main,
+            )
+
+    def train_scouts(
+        self,
+        encoder: ExpressionEncoder,
+        head_init: nn.Module,
+        values: np.ndarray,
+        tasks: Sequence,
+        *,
+        config: ScoutConfig,
+        seed: int,
+        present: np.ndarray,
+        progress: bool,
+        checkpoint: CheckpointConfig | None,
+    ) -> GuideValues:
+        """Train one scout per task and return the guides (on CPU; all scouts on every rank)."""
+        with _timed("scouts"):
+            if not self.sharded:
+                guides = self.single_scouts(
+                    encoder,
+                    head_init,
+                    self._on_device(values),
+                    tasks,
+                    config=config,
+                    seed=seed,
+                    present=present,
+                    progress=progress,
+                    checkpoint=checkpoint,
+                ).guides
+                return _on_cpu(guides)
+            result = distributed.train_scouts_sharded(
+                encoder,
+                head_init,
+                self._on_device(values),
+                tasks,
+                config=config,
+                seed=seed,
+                present=present,
+                progress=progress and self.context.is_main,
+            )
+            return _on_cpu(result.guides)
+
+    def _on_device(self, values: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(values).to(self.device)
+
+
+def _on_cpu(guides: GuideValues) -> GuideValues:
+    raw = {name: tensor.cpu() for name, tensor in guides.raw.items()}
+    return GuideValues(raw=raw, n_scouts=guides.n_scouts)

@@ -1,0 +1,227 @@
+"""build_foundation under a 2-rank gloo process group, and scripts/torchrun_build.py.
+
+Two spawned processes (one torch thread each, ``file://`` rendezvous) call ``build_foundation``
+with the same arguments, as ``torchrun`` would. Both must return the same foundation, rank 0's
+save must load back, and the guides must equal a one-process build's up to the float round-off
+DDP's gradient all-reduce puts into the pre-trained encoder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from dataclasses import astuple, replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from gtl_support import MICRO_PRESET, corpus, fewshot
+
+from gtlomics.classifier import GTLClassifier
+from gtlomics.foundation import Foundation, build_foundation
+from gtlomics.foundation.trainers import record_build_timings
+from gtlomics.train import ScoutConfig
+
+distributed = importlib.import_module("gtlomics.train.distributed")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = REPO_ROOT / "scripts" / "torchrun_build.py"
+# 4 scouts, so each of the 2 ranks trains a block of 2.
+PRESET = replace(MICRO_PRESET, n_scouts=4, scouts=ScoutConfig(steps=5, batch_size=8))
+# DDP averages the ranks' gradients of the same global batch, so the pre-trained encoder differs
+# from one process's at float round-off (measured: at most 9.3e-7 absolute over all weights).
+# Five scout steps carry that into guides differing by at most 2.6e-6 relative to each tensor's
+# largest guide (measured; scouting itself adds only the order of the ranks' sums, ~1e-7).
+# 1e-4 leaves a 40x margin and still fails on any real difference (measured on this build:
+# another random_state changes guides by 0.85 relative, one more scout step by 0.45).
+GUIDE_RTOL = 1e-4
+
+
+def _raise_on_main() -> None:
+    raise ValueError("rank 0 cannot draw cousin tasks")
+
+
+def _error_of(call) -> str | None:
+    try:
+        call()
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _spy_on_trainers() -> dict[str, list]:
+    """Record (in this spawned process only) which scouts this rank trains and DDP's calls."""
+    calls = {"scout_groups": [], "pretrain_ddp": []}
+    local_groups, pretrain_ddp = distributed._local_groups, distributed.pretrain_ddp
+
+    def spied_groups(*args, **kwargs):
+        groups = local_groups(*args, **kwargs)
+        calls["scout_groups"].extend(list(group) for group in groups)
+        return groups
+
+    def spied_pretrain(*args, **kwargs):
+        calls["pretrain_ddp"].append(kwargs["seed"])
+        return pretrain_ddp(*args, **kwargs)
+
+    distributed._local_groups, distributed.pretrain_ddp = spied_groups, spied_pretrain
+    return calls
+
+
+def _build_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
+    """One gloo rank: the checkpoint refusal, rank 0's error broadcast, then a build."""
+    torch.set_num_threads(1)
+    calls = _spy_on_trainers()
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
+    )
+    out = Path(out_dir)
+    try:
+        with record_build_timings() as refused_timings:
+            refused = _error_of(
+                lambda: build_foundation(
+                    corpus(), preset=PRESET, random_state=0, checkpoint_dir=out / "checkpoints"
+                )
+            )
+        broadcast_error = _error_of(lambda: distributed.broadcast_from_main(_raise_on_main))
+        foundation = build_foundation(corpus(), preset=PRESET, random_state=0)
+        if rank == 0:
+            foundation.save(out / "foundation")
+        torch.save(
+            {
+                "refused": refused,
+                "refused_seconds": astuple(refused_timings),
+                "broadcast_error": broadcast_error,
+                "genes": list(foundation.vocab.genes),
+                "provenance": foundation.provenance.to_dict(),
+                "encoder": dict(foundation.encoder_state),
+                "head": dict(foundation.head_init),
+                "guides": foundation.guides.raw,
+                "calls": calls,
+            },
+            out / f"rank{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """Rank 0's save folder and both ranks' build outputs of one 2-process gloo job."""
+    out = tmp_path_factory.mktemp("gloo_build")
+    mp.spawn(_build_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
+    return out, [torch.load(out / f"rank{r}.pt") for r in range(2)]
+
+
+@pytest.fixture(scope="module")
+def one_process() -> Foundation:
+    return build_foundation(corpus(), preset=PRESET, random_state=0)
+
+
+def _relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max().clamp(min=1e-30))
+
+
+def test_both_ranks_return_the_same_foundation(two_ranks):
+    _, (first, second) = two_ranks
+    assert first["genes"] == second["genes"]
+    assert first["provenance"] == second["provenance"]
+    assert first["provenance"]["n_scouts"] == PRESET.n_scouts
+    for part in ("encoder", "head", "guides"):
+        assert first[part].keys() == second[part].keys()
+        for name, tensor in first[part].items():
+            assert torch.equal(tensor, second[part][name]), (part, name)
+
+
+def test_each_rank_pretrains_under_ddp_and_trains_its_half_of_the_scouts(two_ranks):
+    _, (first, second) = two_ranks
+    assert len(first["calls"]["pretrain_ddp"]) == len(second["calls"]["pretrain_ddp"]) == 1
+    scouts = [[i for g in rank["calls"]["scout_groups"] for i in g] for rank in (first, second)]
+    assert scouts == [[0, 1], [2, 3]]
+
+
+def test_rank_0_save_loads_back_and_fits_a_classifier(two_ranks):
+    out, (_, second) = two_ranks
+    loaded = Foundation.load(out / "foundation")
+    assert list(loaded.vocab.genes) == second["genes"]
+    for name, tensor in second["encoder"].items():
+        assert torch.equal(loaded.encoder_state[name], tensor), name
+    for name, tensor in second["guides"].items():
+        assert torch.equal(loaded.guides.raw[name], tensor), name
+    few = fewshot(12)
+    clf = GTLClassifier(foundation=out / "foundation", epochs=2, batch_size=8, random_state=0)
+    assert clf.fit(few).predict(few).shape == (12,)
+
+
+def test_two_ranks_give_the_guides_of_one_process(two_ranks, one_process):
+    _, (first, _) = two_ranks
+    assert first["genes"] == list(one_process.vocab.genes)
+    assert first["provenance"] == one_process.provenance.to_dict()
+    torch.testing.assert_close(first["head"], dict(one_process.head_init), rtol=0, atol=0)
+    for name, weight in one_process.encoder_state.items():
+        torch.testing.assert_close(first["encoder"][name], weight, rtol=1e-4, atol=1e-5, msg=name)
+    reference = one_process.guides.raw
+    assert first["guides"].keys() == reference.keys()
+    worst = max(_relative_difference(first["guides"][n], reference[n]) for n in reference)
+    assert worst <= GUIDE_RTOL, worst
+    assert torch.count_nonzero(reference["encoder.blocks.0.attn.qkv.weight"]) > 0
+
+
+def test_checkpoint_dir_under_two_ranks_is_refused_before_training(two_ranks):
+    out, ranks = two_ranks
+    for rank in ranks:
+        assert "single process" in rank["refused"]
+        assert "rerun" in rank["refused"] and "plain python" in rank["refused"]
+        assert rank["refused_seconds"] == (0.0, 0.0, 0.0)  # no tasks, pre-training or scouts
+    assert not (out / "checkpoints").exists()
+
+
+def test_an_error_on_rank_0_reaches_every_rank(two_ranks):
+    _, ranks = two_ranks
+    assert [rank["broadcast_error"] for rank in ranks] == ["rank 0 cannot draw cousin tasks"] * 2
+
+
+def _load_script(monkeypatch):
+    spec = importlib.util.spec_from_file_location("gtlomics_torchrun_build", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT_ARGS = ["--synthetic", "60", "--preset", "tiny", "--genes", "24", "--scouts", "2",
+               "--scout-steps", "2", "--pretrain-epochs", "1", "--seed", "3"]  # fmt: skip
+
+
+def test_script_in_one_process_writes_a_loadable_foundation(tmp_path, monkeypatch):
+    out = tmp_path / "foundation"
+    command = [sys.executable, str(SCRIPT), *SCRIPT_ARGS, "--out", str(out), "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300, env=env)
+    summary = json.loads(done.stdout.strip())
+    assert done.stdout.strip().count("\n") == 0
+    assert summary["world_size"] == 1 and summary["out"] == str(out)
+    timings = json.loads((tmp_path / "foundation.timings.json").read_text())
+    assert timings == summary and timings["total"] >= timings["scouts"] > 0
+    loaded = Foundation.load(out)
+    assert (loaded.n_genes, loaded.provenance.n_scouts) == (24, 2)
+
+    script = _load_script(monkeypatch)
+    args = script.parse_args([*SCRIPT_ARGS, "--out", str(out)])
+    plan = script.build_plan(args)
+    expected = build_foundation(script.load_corpus(args, plan.n_genes), preset=plan, random_state=3)
+    assert list(loaded.vocab.genes) == list(expected.vocab.genes)
+    # The same build in another process: equal to float round-off (this pytest process and a
+    # plain python one differ by up to ~3e-5 relative in guides; another seed: 0.85).
+    for name, guide in expected.guides.raw.items():
+        assert _relative_difference(loaded.guides.raw[name], guide) <= 1e-3, name
+
+
+def test_script_refuses_an_existing_out_before_building(tmp_path, monkeypatch):
+    script = _load_script(monkeypatch)
+    with pytest.raises(SystemExit, match="--overwrite"):
+        script.main([*SCRIPT_ARGS, "--out", str(tmp_path)])
