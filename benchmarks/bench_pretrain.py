@@ -19,35 +19,11 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from bench_common import matmul_gflops, sync
 
 from gtlomics.nn import EncoderConfig, ExpressionEncoder
 from gtlomics.nn.flops import encoder_training_flops
 from gtlomics.train import PretrainConfig, pretrain
-
-
-def matmul_gflops(device: torch.device, dtype: torch.dtype, size: int = 4096) -> float:
-    """Best-of-3 GFLOP/s of a ``size × size`` matmul in ``dtype`` (CPU: by CPU time / thread)."""
-    gen = torch.Generator(device=device).manual_seed(0)
-    a = torch.randn(size, size, generator=gen, device=device).to(dtype)
-    b = torch.randn(size, size, generator=gen, device=device).to(dtype)
-    best = float("inf")
-    for i in range(4):
-        sync(device)
-        wall, cpu = time.perf_counter(), time.process_time()
-        a @ b
-        sync(device)
-        if device.type == "cuda":
-            elapsed = time.perf_counter() - wall
-        else:
-            elapsed = (time.process_time() - cpu) / torch.get_num_threads()
-        if i:
-            best = min(best, elapsed)
-    return 2 * size**3 / best / 1e9
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def flops_per_sample(cfg: EncoderConfig) -> float:
@@ -107,7 +83,7 @@ def main() -> None:
     for label, dtype, bf16, threads in variants(device):
         if threads:
             torch.set_num_threads(threads)
-        peak = matmul_gflops(device, dtype)
+        peak = matmul_gflops(device, dtype)[1]
         wall_rate, rate = samples_per_second(cfg, values, replace(config, autocast_bf16=bf16))
         first = first or rate
         gflops = rate * flops / 1e9

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from bench_common import matmul_gflops, pick_device, sync
 
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
 from gtlomics.nn.flops import encoder_training_flops
@@ -42,21 +43,6 @@ from gtlomics.train.scout_passes import ScoutCost, scouts_per_pass
 class Task:
     indices: np.ndarray
     labels: np.ndarray
-
-
-def matmul_gflops(size: int = 4096, repeats: int = 3) -> tuple[float, float]:
-    """Best-of-``repeats`` fp32 GFLOP/s of a ``size × size`` matmul: by wall time, and by
-    process-CPU time per thread (the idle-machine figure, robust when the machine is shared)."""
-    gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(size, size, generator=gen), torch.randn(size, size, generator=gen)
-    a @ b  # warm-up
-    best_wall = best_cpu = float("inf")
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        a @ b
-        best_wall = min(best_wall, time.perf_counter() - wall)
-        best_cpu = min(best_cpu, (time.process_time() - cpu) / torch.get_num_threads())
-    return 2 * size**3 / best_wall / 1e9, 2 * size**3 / best_cpu / 1e9
 
 
 def make_tasks(n_scouts: int, n_samples: int, rng: np.random.Generator) -> list[Task]:
@@ -85,17 +71,22 @@ def time_scouts(
     )
     # Warm up with one full group, so both paths start with their working set allocated (the
     # ensemble's first step page-faults in temporaries ``E`` times the loop's).
-    group = pass_size(cfg, config, len(tasks))
+    group = pass_size(cfg, config, len(tasks), values.device)
     train_scouts(encoder, head, values, tasks[:group], config=replace(config, steps=2), seed=0)
+    sync(values.device)
     wall, cpu = time.perf_counter(), time.process_time()
     train_scouts(encoder, head, values, tasks, config=config, seed=0)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    sync(values.device)
+    wall = time.perf_counter() - wall
+    if values.device.type == "cuda":
+        return wall, wall * torch.get_num_threads()  # CPU time means nothing for GPU work
+    return wall, time.process_time() - cpu
 
 
-def pass_size(cfg: EncoderConfig, config: ScoutConfig, n_scouts: int) -> int:
-    """Scouts per pass the library picks on CPU for this model and config."""
+def pass_size(cfg: EncoderConfig, config: ScoutConfig, n_scouts: int, device) -> int:
+    """Scouts per pass the library picks on ``device`` for this model and config."""
     cost = ScoutCost.of(cfg, config.batch_size)
-    return scouts_per_pass(config, n_scouts, torch.device("cpu"), cost)
+    return scouts_per_pass(config, n_scouts, device, cost)
 
 
 MALLOC_KEEP = {
@@ -140,6 +131,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--tune-malloc", action="store_true")
     parser.add_argument("--chunk-size", type=int, default=None, help="scouts per ensemble pass")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     return parser.parse_args()
 
 
@@ -151,13 +143,17 @@ def main() -> None:
     cfg = EncoderConfig(
         n_genes=args.genes, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads
     )
+    device = pick_device(args.device)
     rng = np.random.default_rng(0)
-    values = rng.normal(size=(512, args.genes)).astype(np.float32)
-    wall_peak, peak = matmul_gflops()
+    values = torch.from_numpy(rng.normal(size=(512, args.genes)).astype(np.float32)).to(device)
+    # Scouts train under bf16 autocast on CUDA (ScoutConfig.autocast_bf16): compare with bf16.
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    wall_peak, peak = matmul_gflops(device, dtype)
     flops = encoder_training_flops(cfg, args.batch_size)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
-        f"torch {torch.__version__}, {args.threads} thread(s); fp32 matmul 4096²: "
-        f"{wall_peak:.0f} GFLOP/s wall, {peak:.0f} GFLOP/s idle-machine (CPU time); "
+        f"torch {torch.__version__}, {where}, {args.threads} thread(s); {dtype} matmul 4096²: "
+        f"{wall_peak:.0f} GFLOP/s wall, {peak:.0f} GFLOP/s idle-machine (CPU time on CPU); "
         f"malloc tuned: {args.tune_malloc}; LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r}"
     )
     print(
@@ -176,7 +172,7 @@ def main() -> None:
         loop, vec = rates_by_path[False], rates_by_path[True]
         for path, rates, per_pass in (
             ("loop", loop, 1),
-            ("vectorised", vec, pass_size(cfg, config, n_scouts)),
+            ("vectorised", vec, pass_size(cfg, config, n_scouts, device)),
         ):
             gflops = rates.cpu * flops / 1e9
             ratio = f"{rates.wall / loop.wall:.2f}" if path == "vectorised" else ""
