@@ -329,13 +329,8 @@ def pretrain_ddp(
     )
     with tqdm(total=trainer.total_steps, disable=not progress) as bar:
         while trainer.step < trainer.total_steps:
-            epoch, batch = divmod(trainer.step, trainer.steps_per_epoch)
-            trainer.epoch_loss_sum += trainer.train_step(epoch, batch)
-            trainer.step += 1
-            if batch == trainer.steps_per_epoch - 1:
-                trainer.history.append(trainer.evaluate(epoch))
-                trainer.epoch_loss_sum = 0.0
-                bar.set_postfix(holdout=f"{trainer.history[-1].holdout_loss:.4f}")
+            if (record := trainer.advance()) is not None:
+                bar.set_postfix(holdout=f"{record.holdout_loss:.4f}")
             bar.update(1)
     set_dropout_generator(encoder, None)
     return PretrainResult(tuple(trainer.history), trainer.head, trainer.gene_mean, trainer.step)

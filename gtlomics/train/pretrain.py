@@ -219,6 +219,18 @@ class _Pretrainer:
         loss = self.masked_loss(rows, mask)
         return _optimizer_step(loss, self)
 
+    def advance(self) -> PretrainEpoch | None:
+        """Take the next optimiser step; returns the epoch's record when the step ends one."""
+        epoch, batch = divmod(self.step, self.steps_per_epoch)
+        self.epoch_loss_sum += self.train_step(epoch, batch)
+        self.step += 1
+        if batch < self.steps_per_epoch - 1:
+            return None
+        record = self.evaluate(epoch)
+        self.history.append(record)
+        self.epoch_loss_sum = 0.0
+        return record
+
     @torch.no_grad()
     def evaluate(self, epoch: int) -> PretrainEpoch:
         train_loss = self.epoch_loss_sum / self.steps_per_epoch
@@ -305,13 +317,8 @@ def pretrain(
         trainer.load_state_dict(state)
     with tqdm(total=trainer.total_steps, initial=trainer.step, disable=not progress) as bar:
         while trainer.step < trainer.total_steps:
-            epoch, batch = divmod(trainer.step, trainer.steps_per_epoch)
-            trainer.epoch_loss_sum += trainer.train_step(epoch, batch)
-            trainer.step += 1
-            if batch == trainer.steps_per_epoch - 1:
-                trainer.history.append(trainer.evaluate(epoch))
-                trainer.epoch_loss_sum = 0.0
-                bar.set_postfix(holdout=f"{trainer.history[-1].holdout_loss:.4f}")
+            if (record := trainer.advance()) is not None:
+                bar.set_postfix(holdout=f"{record.holdout_loss:.4f}")
             bar.update(1)
             if checkpoint is not None and checkpoint.due(trainer.step):
                 save_checkpoint(checkpoint.path, trainer.state_dict(fingerprint))
