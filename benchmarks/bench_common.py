@@ -13,13 +13,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def pick_device(name: str) -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; otherwise the named device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def matmul_gflops(
     device: torch.device, dtype: torch.dtype = torch.float32, size: int = 4096, repeats: int = 3
 ) -> tuple[float, float]:

@@ -24,6 +24,7 @@ from bench_common import matmul_gflops, sync
 from gtlomics.nn import EncoderConfig, ExpressionEncoder
 from gtlomics.nn.flops import encoder_training_flops
 from gtlomics.train import PretrainConfig, pretrain
+from gtlomics.train.runtime import resolve_device
 
 
 def flops_per_sample(cfg: EncoderConfig) -> float:
@@ -60,8 +61,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--samples", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     args = parser.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     cfg = EncoderConfig(n_genes=args.genes, d_model=args.d_model, n_layers=args.layers)
     rng = np.random.default_rng(0)
     values = torch.from_numpy(

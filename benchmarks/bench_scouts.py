@@ -31,11 +31,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from bench_common import matmul_gflops, pick_device, sync
+from bench_common import matmul_gflops, sync
 
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
 from gtlomics.nn.flops import encoder_training_flops
 from gtlomics.train import ScoutConfig, train_scouts
+from gtlomics.train.runtime import resolve_device
 from gtlomics.train.scout_passes import ScoutCost, scouts_per_pass
 
 
@@ -143,7 +144,7 @@ def main() -> None:
     cfg = EncoderConfig(
         n_genes=args.genes, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads
     )
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     rng = np.random.default_rng(0)
     values = torch.from_numpy(rng.normal(size=(512, args.genes)).astype(np.float32)).to(device)
     # Scouts train under bf16 autocast on CUDA (ScoutConfig.autocast_bf16): compare with bf16.

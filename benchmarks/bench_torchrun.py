@@ -6,7 +6,7 @@ Runs ``scripts/torchrun_build.py`` under ``torchrun --standalone --nproc_per_nod
 tensor), encoder weights, and the wall time of each phase (from ``<out>.timings.json``).
 
 Run: ``python benchmarks/bench_torchrun.py [--procs 1 2] [--samples 600] [--scouts 16]
-[--scout-steps 20] [--pretrain-epochs 1] [--chunk-size 4]``
+[--scout-steps 20] [--pretrain-epochs 1] [--chunk-size 4]`` (no --chunk-size: the library's rule).
 
 Every run builds with the "default" preset's model (d_model 64, 2 layers) on ``--genes`` genes.
 The cousin tasks (PCA → UMAP → KMeans, including UMAP's numba compile) run on rank 0 while the
@@ -39,9 +39,10 @@ def run_build(n_procs: int, out: Path, args: argparse.Namespace) -> tuple[float,
         f"--nproc_per_node={n_procs}", str(SCRIPT), "--synthetic", str(args.samples),
         "--out", str(out), "--preset", "default", "--genes", str(args.genes),
         "--scouts", str(args.scouts), "--scout-steps", str(args.scout_steps),
-        "--pretrain-epochs", str(args.pretrain_epochs), "--chunk-size", str(args.chunk_size),
-        "--threads", "1", "--no-progress",
+        "--pretrain-epochs", str(args.pretrain_epochs), "--threads", "1", "--no-progress",
     ]  # fmt: skip
+    if args.chunk_size is not None:
+        command += ["--chunk-size", str(args.chunk_size)]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -62,7 +63,9 @@ def main() -> None:
     parser.add_argument("--scouts", type=int, default=16)
     parser.add_argument("--scout-steps", type=int, default=20)
     parser.add_argument("--pretrain-epochs", type=int, default=1)
-    parser.add_argument("--chunk-size", type=int, default=4)
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="scouts per pass (default: the library's)"
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}; CPU gloo, 1 thread per process; {vars(args)}")
     header = f"{'procs':>5} {'wall s':>7} {'tasks s':>8} {'pretrain s':>10} {'scouts s':>9}"

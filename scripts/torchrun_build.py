@@ -1,6 +1,7 @@
 """Build a Foundation under ``torchrun`` (or plain ``python``: one process).
 
-Every rank calls :func:`gtlomics.foundation.build_foundation` with the same arguments: the corpus
+Every rank calls :func:`gtlomics.foundation.build_foundation` with the same arguments and
+``distributed=True``: the corpus
 is prepared on every rank, pre-training runs under DistributedDataParallel, rank 0 draws the
 cousin tasks and broadcasts them, and the scouts are sharded over the ranks. Rank 0 then saves a
 Foundation directory to ``--out`` (load it with ``Foundation.load(out)`` or pass it as
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                 preset=plan,
                 random_state=args.seed,
                 progress=args.progress and context.is_main,
+                distributed=True,
             )
         built = time.perf_counter()
         if context.is_main:

@@ -141,7 +141,7 @@ def test_without_torchrun_the_context_is_rank_0_of_1(monkeypatch):
     assert not dist.is_initialized()
 
 
-def test_each_rank_groups_its_block_like_one_process_groups_all_scouts():
+def test_each_rank_groups_its_own_block_of_scouts():
     values, encoder = torch.zeros(4, CFG.n_genes), ExpressionEncoder(CFG, seed=0)
     block = distributed.shard_scouts(7, 1, 2)  # scouts 4, 5, 6
     assert list(block) == [4, 5, 6]
@@ -151,3 +151,14 @@ def test_each_rank_groups_its_block_like_one_process_groups_all_scouts():
     assert chunked == [range(4, 6), range(6, 7)]
     loop = distributed._local_groups(block, ScoutConfig(vectorized=False), values, encoder)
     assert loop == [range(4, 5), range(5, 6), range(6, 7)]
+
+
+def test_an_error_that_cannot_be_pickled_still_reaches_the_caller():
+    class Local(Exception):  # defined in a function: pickle cannot find it by name
+        pass
+
+    picklable = distributed._picklable(Local("no clusters"))
+    assert isinstance(picklable, RuntimeError)
+    assert "Local on rank 0: no clusters" in str(picklable)
+    plain = ValueError("bad corpus")
+    assert distributed._picklable(plain) is plain

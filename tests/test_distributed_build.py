@@ -84,11 +84,18 @@ def _build_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> N
         with record_build_timings() as refused_timings:
             refused = _error_of(
                 lambda: build_foundation(
-                    corpus(), preset=PRESET, random_state=0, checkpoint_dir=out / "checkpoints"
+                    corpus(),
+                    preset=PRESET,
+                    random_state=0,
+                    checkpoint_dir=out / "checkpoints",
+                    distributed=True,
                 )
             )
         broadcast_error = _error_of(lambda: distributed.broadcast_from_main(_raise_on_main))
-        foundation = build_foundation(corpus(), preset=PRESET, random_state=0)
+        foundation = build_foundation(corpus(), preset=PRESET, random_state=0, distributed=True)
+        # Without distributed=True a build inside the group stays in its own process: ranks
+        # building from different samples (e.g. per-rank CV folds) get their own encoders.
+        own = build_foundation(corpus()[rank * 100 :].copy(), preset=PRESET, random_state=0)
         if rank == 0:
             foundation.save(out / "foundation")
         torch.save(
@@ -102,6 +109,8 @@ def _build_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> N
                 "head": dict(foundation.head_init),
                 "guides": foundation.guides.raw,
                 "calls": calls,
+                "own_encoder": dict(own.encoder_state),
+                "own_world_size": own.provenance.build_config["world_size"],
             },
             out / f"rank{rank}.pt",
         )
@@ -160,7 +169,10 @@ def test_rank_0_save_loads_back_and_fits_a_classifier(two_ranks):
 def test_two_ranks_give_the_guides_of_one_process(two_ranks, one_process):
     _, (first, _) = two_ranks
     assert first["genes"] == list(one_process.vocab.genes)
-    assert first["provenance"] == one_process.provenance.to_dict()
+    sharded, single = first["provenance"], one_process.provenance.to_dict()
+    assert (sharded["build_config"]["world_size"], single["build_config"]["world_size"]) == (2, 1)
+    sharded["build_config"]["world_size"] = 1
+    assert sharded == single
     torch.testing.assert_close(first["head"], dict(one_process.head_init), rtol=0, atol=0)
     for name, weight in one_process.encoder_state.items():
         torch.testing.assert_close(first["encoder"][name], weight, rtol=1e-4, atol=1e-5, msg=name)
@@ -169,6 +181,14 @@ def test_two_ranks_give_the_guides_of_one_process(two_ranks, one_process):
     worst = max(_relative_difference(first["guides"][n], reference[n]) for n in reference)
     assert worst <= GUIDE_RTOL, worst
     assert torch.count_nonzero(reference["encoder.blocks.0.attn.qkv.weight"]) > 0
+
+
+def test_a_build_without_distributed_stays_in_its_own_process(two_ranks):
+    _, (first, second) = two_ranks
+    assert first["own_world_size"] == second["own_world_size"] == 1
+    own = first["own_encoder"]
+    differs = [not torch.equal(own[name], second["own_encoder"][name]) for name in own]
+    assert any(differs)  # a joined (DDP) build would have given both ranks the same weights
 
 
 def test_checkpoint_dir_under_two_ranks_is_refused_before_training(two_ranks):
@@ -223,5 +243,10 @@ def test_script_in_one_process_writes_a_loadable_foundation(tmp_path, monkeypatc
 
 def test_script_refuses_an_existing_out_before_building(tmp_path, monkeypatch):
     script = _load_script(monkeypatch)
+
+    def build_started(*args, **kwargs):
+        raise AssertionError("the build started before --out was checked")
+
+    monkeypatch.setattr(script, "build_foundation", build_started)
     with pytest.raises(SystemExit, match="--overwrite"):
         script.main([*SCRIPT_ARGS, "--out", str(tmp_path)])

@@ -112,7 +112,10 @@ def test_foundation_builds_on_cuda_and_saves_cpu_tensors(tmp_path):
     from gtlomics.foundation import Foundation
 
     corpus = SyntheticDesign.random(n_genes=120, random_state=0).sample(60, random_state=1)
+    torch.cuda.reset_peak_memory_stats()
     foundation = Foundation.build(corpus, preset="tiny", device="cuda", random_state=0)
+    assert torch.cuda.max_memory_allocated() > 0  # it trained on the GPU
+    assert foundation.provenance.build_config["device"] == "cuda"
     assert all(t.device.type == "cpu" for t in foundation.encoder_state.values())
     assert all(t.device.type == "cpu" for t in foundation.guides.raw.values())
     assert all(torch.isfinite(t).all() for t in foundation.guides.raw.values())

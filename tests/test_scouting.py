@@ -190,3 +190,22 @@ def test_compute_bound_scouts_on_cpu_train_exactly_like_the_loop(monkeypatch):
     assert np.array_equal(vec.losses, loop.losses)
     for name, guide in loop.guides.raw.items():
         assert torch.equal(vec.guides.raw[name], guide), name
+
+
+def test_a_checkpoint_from_another_grouping_is_refused(tmp_path, monkeypatch):
+    values, tasks = _data()
+    config = ScoutConfig(steps=8, batch_size=8)  # all 4 scouts in one CPU pass
+    checkpoint = CheckpointConfig(tmp_path / "scouts.pt", every_n_steps=3)
+    real_save = scouting.save_checkpoint
+
+    def save_then_crash(path, state):
+        real_save(path, state)
+        raise _Crash
+
+    monkeypatch.setattr(scouting, "save_checkpoint", save_then_crash)
+    with pytest.raises(_Crash):
+        train_scouts(*_start(), values, tasks, config=config, seed=5, checkpoint=checkpoint)
+    monkeypatch.setattr(scouting, "save_checkpoint", real_save)
+    monkeypatch.setattr(passes, "CPU_ENSEMBLE_MAX_FLOPS", 0.0)  # now one scout per group
+    with pytest.raises(ValueError, match="different settings"):
+        train_scouts(*_start(), values, tasks, config=config, seed=5, checkpoint=checkpoint)

@@ -15,9 +15,9 @@ With ``checkpoint_dir`` the two training stages checkpoint there and a re-run wi
 arguments resumes where a killed run stopped, ending with the same foundation.
 
 Under ``torchrun`` (an initialised process group of k > 1 ranks) every rank calls
-``build_foundation`` with the same arguments: pre-training runs under DDP, rank 0 draws the
-cousin tasks and broadcasts them, the scouts are sharded over the ranks, and every rank returns
-the same foundation (:mod:`gtlomics.foundation.trainers`).
+``build_foundation(..., distributed=True)`` with the same arguments: pre-training runs under
+DDP, rank 0 draws the cousin tasks and broadcasts them, the scouts are sharded over the ranks,
+and every rank returns the same foundation (:mod:`gtlomics.foundation.trainers`).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def build_foundation(
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 50,
     device: str | torch.device = "auto",
+    distributed: bool = False,
 ) -> Foundation:
     """Build a :class:`Foundation` from an unlabelled expression corpus.
 
@@ -110,6 +111,12 @@ def build_foundation(
         ``"cpu"``, ``"cuda:1"``... On CUDA both run under bf16 autocast, so a GPU build is not
         bit-identical to a CPU build (docs/reproducibility.md). Under ``torchrun`` each rank
         uses its own device instead.
+    distributed : bool
+        Join the ``torch.distributed`` process group the caller initialised (``torchrun``):
+        every rank calls ``build_foundation`` with the same arguments, pre-training runs under
+        DDP, rank 0 draws the cousin tasks and broadcasts them, the scouts are sharded, and every
+        rank returns the same foundation. Without a process group (or with one rank) this is a
+        plain build. ``False`` (the default) never joins one, even when it exists.
 
     Returns
     -------
@@ -123,7 +130,9 @@ def build_foundation(
         ``checkpoint_dir`` under a process group of several ranks, or a CUDA ``device`` on a
         machine without CUDA: all found before pre-training starts.
     """
-    trainers = BuildTrainers.current(pretrain, train_scouts, resolve_device(device))
+    trainers = BuildTrainers.current(
+        pretrain, train_scouts, resolve_device(device), join_process_group=distributed
+    )
     trainers.check_checkpointing(checkpoint_dir)
     plan = _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cousin_tasks)
     _check_n_scouts(plan.n_scouts)
@@ -169,7 +178,7 @@ def build_foundation(
         synthetic=_is_synthetic(corpus),
         random_state=random_state,
         n_scouts=len(tasks),
-        build_config=_build_record(plan, enc_config),
+        build_config=_build_record(plan, enc_config, trainers.device, trainers.context.world_size),
         library_version=__version__,
     )
     return Foundation(
@@ -294,8 +303,16 @@ def _is_synthetic(corpus: Any) -> bool:
     return bool(uns is not None and "synthetic" in uns)
 
 
-def _build_record(plan: FoundationPreset, enc_config: EncoderConfig) -> dict[str, Any]:
+def _build_record(
+    plan: FoundationPreset,
+    enc_config: EncoderConfig,
+    device: torch.device | None = None,
+    world_size: int = 1,
+) -> dict[str, Any]:
+    """What the build ran with: sizes, configs, and where it trained (device type, processes)."""
     return {
+        "device": "cpu" if device is None else device.type,
+        "world_size": world_size,
         "encoder": enc_config.to_dict(),
         "pretrain": _plain(plan.pretrain),
         "scouts": _plain(plan.scouts),

@@ -115,12 +115,20 @@ class BuildTrainers:
         single_pretrain: Callable[..., PretrainResult] = pretrain,
         single_scouts: Callable[..., ScoutResult] = train_scouts,
         device: torch.device = CPU,
+        *,
+        join_process_group: bool = False,
     ) -> BuildTrainers:
-        """Trainers for the process group the caller initialised (single-process without one).
+        """Trainers for this build: single-process unless ``join_process_group`` is asked for.
 
-        ``device`` is where a single-process build trains; under a process group of several
-        ranks each rank trains on its own ``context.device`` instead.
+        With ``join_process_group=True`` and an initialised process group of several ranks the
+        build is sharded and each rank trains on its own ``context.device``; otherwise it trains
+        in this process on ``device``, even inside someone else's process group (a
+        ``GTLClassifier`` fit inside a DDP job must not turn into a distributed build).
         """
+        if not join_process_group:
+            return cls(
+                distributed.DistributedContext(0, 1, device), single_pretrain, single_scouts, device
+            )
         context = distributed.process_group_context()
         if context.world_size > 1:
             device = context.device
@@ -150,9 +158,10 @@ class BuildTrainers:
         )
 
     def cousin_tasks(self, draw: Callable[[], list]) -> list:
-        """``draw()`` on rank 0, its tasks on every rank (its error on every rank if it fails)."""
+        """``draw()`` here; when sharded, on rank 0 only, with its tasks (or its error) sent to
+        every rank."""
         with _timed("tasks"):
-            return distributed.broadcast_from_main(draw)
+            return distributed.broadcast_from_main(draw) if self.sharded else draw()
 
     def pretrain(
         self,

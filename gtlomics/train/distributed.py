@@ -22,6 +22,7 @@ call), so the same script runs under ``python`` and under ``torchrun``.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -147,12 +148,21 @@ def broadcast_from_main(make: Callable[[], T]) -> T:
         try:
             outcome = _Outcome(value=make())
         except Exception as error:  # re-raised on every rank below
-            outcome = _Outcome(error=error)
+            outcome = _Outcome(error=_picklable(error))
     box = [outcome]
     dist.broadcast_object_list(box, src=0)
     if box[0].error is not None:
         raise box[0].error
     return box[0].value
+
+
+def _picklable(error: Exception) -> Exception:
+    """``error`` itself when it survives pickling, else a RuntimeError carrying its message."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__} on rank 0: {error}")
+    return error
 
 
 def shard_scouts(n_scouts: int, rank: int, world_size: int) -> range:

@@ -265,7 +265,11 @@ def train_scouts(
     )
     run = _ScoutRun(encoder, head_init, values, tasks, config, seed, present)
     tasks_sig = repr([(len(t.indices), int(np.asarray(t.indices).sum())) for t in tasks])
-    fingerprint = run_fingerprint("scouts", config, seed, values, repr(encoder.config) + tasks_sig)
+    # The grouping decides which scouts a saved group holds and its state's layout (ensemble or
+    # loop): a run grouped differently (another device, another version's rule) must not resume.
+    groups_sig = f"{values.device.type}:{[(g.start, g.stop) for g in run.groups]!r}"
+    extra = repr(encoder.config) + tasks_sig + groups_sig
+    fingerprint = run_fingerprint("scouts", config, seed, values, extra)
     if checkpoint is not None and (
         state := load_checkpoint(checkpoint.path, fingerprint=fingerprint)
     ):
