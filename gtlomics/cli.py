@@ -4,6 +4,7 @@ Commands::
 
     gtlomics demo [--out DIR] [--tiny]
     gtlomics foundation build --input CORPUS.h5ad --out DIR [--preset small] ...
+    gtlomics foundation build --input BIG.h5ad --stream [--chunk-size N] [--n-subsample N] ...
     gtlomics evaluate --data X.h5ad --label-key KEY [--protocol kfold|loo|logo|cross] ...
     gtlomics datasets list-osdr [--catalog TSV] [--tissue TEXT]
     gtlomics datasets fetch-osdr OSD-105 --out OSD-105.h5ad [--base-url URL]
@@ -80,6 +81,11 @@ def _add_foundation(commands) -> None:
     build.add_argument("--checkpoint-dir", help="resumable checkpoints")
     build.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda:N")
     build.add_argument("--overwrite", action="store_true")
+    build.add_argument(
+        "--stream", action="store_true", help="read the .h5ad chunk by chunk (larger than memory)"
+    )
+    build.add_argument("--chunk-size", type=int, help="--stream: rows read at a time (8192)")
+    build.add_argument("--n-subsample", type=int, help="--stream: rows for cousin tasks (20000)")
     build.set_defaults(handler=_run_foundation_build)
 
 
@@ -142,6 +148,10 @@ def _run_foundation_build(args, say) -> None:
     from gtlomics.expression import PreprocessingConfig
     from gtlomics.foundation import build_foundation, default_foundation_dir
 
+    if args.stream:
+        _run_streaming_build(args, say)
+        return
+    _refuse_stream_options(args)
     out = Path(args.out) if args.out else default_foundation_dir()
     _check_build_paths(out, args)
     corpus = _read_h5ad(args.input)
@@ -161,6 +171,42 @@ def _run_foundation_build(args, say) -> None:
     )
     saved = foundation.save(out, overwrite=args.overwrite)
     say(f"Saved foundation to {saved}")
+
+
+def _run_streaming_build(args, say) -> None:
+    """``foundation build --stream``: bounded memory, the file is never read whole."""
+    from gtlomics.expression import PreprocessingConfig
+    from gtlomics.foundation import build_foundation_streaming, default_foundation_dir
+
+    if args.checkpoint_dir:
+        raise ValueError(
+            "--checkpoint-dir does not apply with --stream (streaming pre-training does not "
+            "checkpoint yet); drop it, or build without --stream if the corpus fits in memory."
+        )
+    out = Path(args.out) if args.out else default_foundation_dir()
+    _check_build_paths(out, args)
+    sizes = {"chunk_size": args.chunk_size, "n_subsample": args.n_subsample}
+    say(f"Building a foundation ({args.preset}) from {args.input}, streamed chunk by chunk...")
+    foundation = build_foundation_streaming(
+        args.input,
+        preset=args.preset,
+        n_genes=args.n_genes,
+        n_scouts=args.n_scouts,
+        preprocessing=PreprocessingConfig(layer=args.layer, gene_column=args.gene_column),
+        random_state=args.seed,
+        progress=not args.quiet,
+        device=args.device,
+        **{name: value for name, value in sizes.items() if value is not None},
+    )
+    saved = foundation.save(out, overwrite=args.overwrite)
+    say(f"Saved foundation to {saved} ({foundation.provenance.n_samples} samples streamed)")
+
+
+def _refuse_stream_options(args) -> None:
+    flags = {"--chunk-size": args.chunk_size, "--n-subsample": args.n_subsample}
+    given = [flag for flag, value in flags.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only for --stream builds; add --stream.")
 
 
 def _check_build_paths(out: Path, args) -> None:
