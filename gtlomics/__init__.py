@@ -21,7 +21,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from gtlomics.classifier import GTLClassifier
     from gtlomics.datasets import SyntheticDesign, make_synthetic_counts
     from gtlomics.expression import GeneVocab, PreprocessingConfig, prepare_expression
-    from gtlomics.foundation import Foundation, FoundationPreset, Provenance, build_foundation
+    from gtlomics.foundation import (
+        Foundation,
+        FoundationPreset,
+        Provenance,
+        build_foundation,
+        build_foundation_streaming,
+    )
     from gtlomics.nn import EncoderConfig
     from gtlomics.scouts import ClusterScoutGenerator, CousinTask
     from gtlomics.train import GuideValues
@@ -40,6 +46,7 @@ __all__ = [
     "SyntheticDesign",
     "__version__",
     "build_foundation",
+    "build_foundation_streaming",
     "make_synthetic_counts",
     "prepare_expression",
 ]
@@ -57,6 +64,7 @@ _HOMES = {
     "Provenance": "gtlomics.foundation",
     "SyntheticDesign": "gtlomics.datasets",
     "build_foundation": "gtlomics.foundation",
+    "build_foundation_streaming": "gtlomics.foundation",
     "make_synthetic_counts": "gtlomics.datasets",
     "prepare_expression": "gtlomics.expression",
 }
