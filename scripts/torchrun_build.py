@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads per process")
     parser.add_argument("--seed", type=int, default=0, help="random_state of the build")
     parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="resumable checkpoints (a folder every rank sees); rerun the same command to resume",
+    )
+    parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help="rank 0 only"
     )
     return parser.parse_args(argv)
@@ -176,10 +181,13 @@ def main(argv: list[str] | None = None) -> None:
                 random_state=args.seed,
                 progress=args.progress and context.is_main,
                 distributed=True,
+                checkpoint_dir=args.checkpoint_dir,
             )
         built = time.perf_counter()
         if context.is_main:
             save_outputs(args, foundation, context.world_size, phases, started=started, built=built)
+        if dist.is_initialized():  # tear down together: gloo can abort a rank that leaves early
+            dist.barrier()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -1,9 +1,11 @@
-"""Scale-out on CPU: 2 gloo processes give the guides and the encoder one process gives."""
+"""Scale-out on CPU: 2 gloo processes give the guides and the encoder one process gives, and
+resume from their checkpoints to the numbers of an uninterrupted 2-process run."""
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import shutil
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +15,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
-from gtlomics.train import PretrainConfig, ScoutConfig, pretrain, train_scouts
+from gtlomics.train import CheckpointConfig, PretrainConfig, ScoutConfig, pretrain, train_scouts
 
 distributed = importlib.import_module("gtlomics.train.distributed")
+scouting = importlib.import_module("gtlomics.train.scouting")
 
 CFG = EncoderConfig(n_genes=24, d_model=16, n_heads=2, n_layers=1)
 SCOUTS = ScoutConfig(steps=5, batch_size=8)
@@ -62,9 +65,13 @@ def _worker(rank: int, world_size: int, init_file: str, out_dir: str, config: Sc
                 "losses": torch.from_numpy(scouts.losses),
                 "encoder": pretrain_encoder.state_dict(),
                 "holdout": [e.holdout_loss for e in pretrained.history],
+                "history": [astuple(e) for e in pretrained.history],
             },
             Path(out_dir) / f"rank{rank}.pt",
         )
+        # gloo can abort (SIGABRT) a process that tears its group down while its peer is
+        # still finishing the last collective; meet first (on success only: no hang).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -162,3 +169,182 @@ def test_an_error_that_cannot_be_pickled_still_reaches_the_caller():
     assert "Local on rank 0: no clusters" in str(picklable)
     plain = ValueError("bad corpus")
     assert distributed._picklable(plain) is plain
+
+
+# Checkpoint and resume under 2 ranks. Both jobs train SCOUTS (each rank's block is one group of
+# 5 steps) and PRETRAIN (58 training rows / 16 = 4 steps per epoch, 8 steps) with the seeds of
+# `two_ranks`, which is the uninterrupted reference.
+SCOUT_EVERY, PRETRAIN_EVERY = 2, 3  # scouts save at ticks 2 and 4, pre-training at steps 3, 6
+PRETRAIN_CRASH_STEP = 5  # after rank 0's save at step 3, mid-epoch 1 (4 steps per epoch)
+
+
+class _Crash(Exception):
+    """Stands in for a killed job (raised in spawned processes only)."""
+
+
+def _instrument(crash: bool) -> dict[str, list]:
+    """Log saves and steps in this spawned process; with ``crash``, stop like a killed job.
+
+    Scouting stops each rank right after its 2nd save (scouts have no collective before their
+    final sums, so ranks stop independently). Pre-training stops every rank at the same step:
+    one rank alone would leave the others waiting in DDP's all-reduce.
+    """
+    log = {"scout_saves": [], "scout_steps": [], "pretrain_saves": [], "pretrain_steps": []}
+    save_scouts, save_pretrain = scouting.save_checkpoint, distributed.save_checkpoint
+    run_step, advance = scouting._ScoutRun.run_step, distributed._DDPPretrainer.advance
+
+    def scouts_saved(path, state):
+        save_scouts(path, state)
+        log["scout_saves"].append((Path(path).name, state["ticks"]))
+        if crash and len(log["scout_saves"]) == 2:
+            raise _Crash
+
+    def pretrain_saved(path, state):
+        save_pretrain(path, state)
+        log["pretrain_saves"].append((Path(path).name, state["step"]))
+
+    def counted_step(run):
+        log["scout_steps"].append(run.ticks)
+        run_step(run)
+
+    def counted_advance(trainer):
+        if crash and trainer.step == PRETRAIN_CRASH_STEP:
+            raise _Crash
+        log["pretrain_steps"].append(trainer.step)
+        return advance(trainer)
+
+    scouting.save_checkpoint, distributed.save_checkpoint = scouts_saved, pretrain_saved
+    scouting._ScoutRun.run_step = counted_step
+    distributed._DDPPretrainer.advance = counted_advance
+    return log
+
+
+def _pretrain_error(values: np.ndarray, checkpoint: CheckpointConfig) -> str | None:
+    try:
+        distributed.pretrain_ddp(
+            ExpressionEncoder(CFG, seed=0), values, config=PRETRAIN, seed=4, checkpoint=checkpoint
+        )
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+def _train_from_checkpoints(out: Path, crash: bool) -> dict:
+    """Sharded scouts, then DDP pre-training, checkpointed in ``out``; a crash is recorded."""
+    values, tasks = _data()
+    scout_ckpt = CheckpointConfig(out / "scouts.pt", every_n_steps=SCOUT_EVERY)
+    pretrain_ckpt = CheckpointConfig(out / "pretrain.pt", every_n_steps=PRETRAIN_EVERY)
+    result = {"crashed": []}
+    try:
+        scouts = distributed.train_scouts_sharded(
+            *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=scout_ckpt
+        )
+        result.update(guides=scouts.guides.raw, losses=torch.from_numpy(scouts.losses))
+    except _Crash:
+        result["crashed"].append("scouts")
+    encoder = ExpressionEncoder(CFG, seed=0)
+    try:
+        pretrained = distributed.pretrain_ddp(
+            encoder, values, config=PRETRAIN, seed=4, checkpoint=pretrain_ckpt
+        )
+        history = [astuple(e) for e in pretrained.history]
+        result.update(encoder=encoder.state_dict(), history=history)
+    except _Crash:
+        result["crashed"].append("pretrain")
+    return result
+
+
+def _resume_worker(rank: int, world_size: int, out_dir: str, crash: bool) -> None:
+    """One gloo rank of the crashing job (``crash``) or of its rerun with the same arguments."""
+    torch.set_num_threads(1)
+    log = _instrument(crash)
+    out, job = Path(out_dir), "crash" if crash else "rerun"
+    init_method = f"file://{out / f'init_{job}'}"
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size)
+    try:
+        result = _train_from_checkpoints(out / "checkpoints", crash)
+        if not crash:  # a folder the ranks do not share: only rank 0 finds the checkpoint
+            if rank == 0:
+                (out / "node0").mkdir()
+                shutil.copy(out / "checkpoints" / "pretrain.world2.pt", out / "node0")
+            checkpoint = CheckpointConfig(out / f"node{rank}" / "pretrain.pt")
+            result["unshared"] = _pretrain_error(_data()[0], checkpoint)
+        torch.save({**result, "log": log}, out / f"{job}{rank}.pt")
+        # gloo can abort (SIGABRT) a process that tears its group down while its peer is
+        # still finishing the last collective; meet first (on success only: no hang).
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory) -> tuple[Path, list[dict], list[dict]]:
+    """The checkpoint folder and both ranks' outputs of a crashed 2-rank job and its rerun."""
+    out = tmp_path_factory.mktemp("gloo_resume")
+    outputs = []
+    for crash in (True, False):
+        mp.spawn(_resume_worker, args=(2, str(out), crash), nprocs=2, join=True)
+        job = "crash" if crash else "rerun"
+        outputs.append([torch.load(out / f"{job}{rank}.pt") for rank in range(2)])
+    return out / "checkpoints", *outputs
+
+
+def test_sharded_scouts_resume_per_rank_to_the_uninterrupted_guides(resumed, two_ranks):
+    _, crashed, rerun = resumed
+    for rank, (before, after) in enumerate(zip(crashed, rerun, strict=True)):
+        name = f"scouts.rank{rank}of2.pt"
+        assert before["crashed"] == ["scouts", "pretrain"]
+        assert before["log"]["scout_saves"] == [(name, 2), (name, 4)]
+        assert after["crashed"] == [] and after["log"]["scout_saves"] == []
+        assert after["log"]["scout_steps"] == [4]  # resumed inside the group: its 5th step only
+        np.testing.assert_array_equal(after["losses"].numpy(), two_ranks[rank]["losses"].numpy())
+        for name, raw in two_ranks[rank]["guides"].items():
+            assert torch.equal(after["guides"][name], raw), name
+
+
+def test_ddp_pretraining_resumes_from_rank_0_checkpoint(resumed, two_ranks):
+    folder, crashed, rerun = resumed
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "pretrain.world2.pt",
+        "scouts.rank0of2.pt",
+        "scouts.rank1of2.pt",
+    ]
+    assert [r["log"]["pretrain_saves"] for r in crashed] == [[("pretrain.world2.pt", 3)], []]
+    assert [r["log"]["pretrain_saves"] for r in rerun] == [[("pretrain.world2.pt", 6)], []]
+    for before, after, reference in zip(crashed, rerun, two_ranks, strict=True):
+        assert before["log"]["pretrain_steps"] == list(range(PRETRAIN_CRASH_STEP))
+        assert after["log"]["pretrain_steps"] == list(range(PRETRAIN_EVERY, 8))
+        assert after["history"] == reference["history"]
+        for name, weight in reference["encoder"].items():
+            assert torch.equal(after["encoder"][name], weight), name
+
+
+def test_ranks_that_do_not_share_the_checkpoint_folder_all_stop(resumed):
+    _, _, rerun = resumed
+    for rank in rerun:  # rank 0 copied the last save (step 6); rank 1 found none
+        assert "different steps (0 to 6)" in rank["unshared"]
+        assert "every rank sees" in rank["unshared"]
+
+
+def test_one_process_ignores_two_rank_scout_checkpoints_and_refuses_them_renamed(resumed, tmp_path):
+    folder, _, _ = resumed
+    for rank in range(2):
+        shutil.copy(folder / f"scouts.rank{rank}of2.pt", tmp_path)
+    values, tasks = _data()
+    checkpoint = CheckpointConfig(tmp_path / "scouts.pt", every_n_steps=SCOUT_EVERY)
+    alone = distributed.train_scouts_sharded(
+        *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=checkpoint
+    )  # no process group: world size 1, its own file
+    reference = train_scouts(*_start(), values, tasks, config=SCOUTS, seed=3)
+    np.testing.assert_array_equal(alone.losses, reference.losses)
+    for name, raw in reference.guides.raw.items():
+        assert torch.equal(alone.guides.raw[name], raw), name
+    assert (tmp_path / "scouts.rank0of1.pt").exists()
+    for rank in range(2):
+        copied = (tmp_path / f"scouts.rank{rank}of2.pt").read_bytes()
+        assert copied == (folder / f"scouts.rank{rank}of2.pt").read_bytes()
+    shutil.copy(folder / "scouts.rank0of2.pt", tmp_path / "scouts.rank0of1.pt")
+    with pytest.raises(ValueError, match="different settings"):
+        distributed.train_scouts_sharded(
+            *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=checkpoint
+        )

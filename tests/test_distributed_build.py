@@ -3,7 +3,8 @@
 Two spawned processes (one torch thread each, ``file://`` rendezvous) call ``build_foundation``
 with the same arguments, as ``torchrun`` would. Both must return the same foundation, rank 0's
 save must load back, and the guides must equal a one-process build's up to the float round-off
-DDP's gradient all-reduce puts into the pre-trained encoder.
+DDP's gradient all-reduce puts into the pre-trained encoder. The build checkpoints, and a rerun
+with the same arguments resumes from its checkpoints to the same foundation.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import astuple, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,6 @@ from gtl_support import MICRO_PRESET, corpus, fewshot
 
 from gtlomics.classifier import GTLClassifier
 from gtlomics.foundation import Foundation, build_foundation
-from gtlomics.foundation.trainers import record_build_timings
 from gtlomics.train import ScoutConfig
 
 distributed = importlib.import_module("gtlomics.train.distributed")
@@ -40,6 +40,10 @@ PRESET = replace(MICRO_PRESET, n_scouts=4, scouts=ScoutConfig(steps=5, batch_siz
 # 1e-4 leaves a 40x margin and still fails on any real difference (measured on this build:
 # another random_state changes guides by 0.85 relative, one more scout step by 0.45).
 GUIDE_RTOL = 1e-4
+# Pre-training takes 6 steps (180 training rows / 32) and saves at 2, 4, 6; each rank's scouts
+# train as one group of 5 steps and save at 2 and 4, so a rerun resumes inside the group.
+CHECKPOINT_EVERY = 2
+CHECKPOINTS = ("pretrain.world2.pt", "scouts.rank0of2.pt", "scouts.rank1of2.pt")
 
 
 def _raise_on_main() -> None:
@@ -72,8 +76,25 @@ def _spy_on_trainers() -> dict[str, list]:
     return calls
 
 
+def _checkpointed_build(out: Path) -> Foundation:
+    return build_foundation(
+        corpus(),
+        preset=PRESET,
+        random_state=0,
+        distributed=True,
+        checkpoint_dir=out / "checkpoints",
+        checkpoint_every=CHECKPOINT_EVERY,
+    )
+
+
+def _checkpoint_files(out: Path) -> dict[str, tuple]:
+    """Name → (inode, mtime) of each checkpoint: an atomic save replaces both."""
+    files = sorted((out / "checkpoints").iterdir())
+    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in files}
+
+
 def _build_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
-    """One gloo rank: the checkpoint refusal, rank 0's error broadcast, then a build."""
+    """One gloo rank: rank 0's error broadcast, a checkpointed build, its rerun, a plain one."""
     torch.set_num_threads(1)
     calls = _spy_on_trainers()
     dist.init_process_group(
@@ -81,18 +102,14 @@ def _build_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> N
     )
     out = Path(out_dir)
     try:
-        with record_build_timings() as refused_timings:
-            refused = _error_of(
-                lambda: build_foundation(
-                    corpus(),
-                    preset=PRESET,
-                    random_state=0,
-                    checkpoint_dir=out / "checkpoints",
-                    distributed=True,
-                )
-            )
         broadcast_error = _error_of(lambda: distributed.broadcast_from_main(_raise_on_main))
-        foundation = build_foundation(corpus(), preset=PRESET, random_state=0, distributed=True)
+        # Every rank saves before the scouts' final all-reduce, so once a build returns here
+        # no rank writes checkpoints any more.
+        foundation = _checkpointed_build(out)
+        build_calls = {name: list(made) for name, made in calls.items()}
+        saved = _checkpoint_files(out)
+        rerun = _checkpointed_build(out)
+        checkpoints = {"first": saved, "rerun": _checkpoint_files(out)}
         # Without distributed=True a build inside the group stays in its own process: ranks
         # building from different samples (e.g. per-rank CV folds) get their own encoders.
         own = build_foundation(corpus()[rank * 100 :].copy(), preset=PRESET, random_state=0)
@@ -100,20 +117,24 @@ def _build_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> N
             foundation.save(out / "foundation")
         torch.save(
             {
-                "refused": refused,
-                "refused_seconds": astuple(refused_timings),
                 "broadcast_error": broadcast_error,
+                "checkpoints": checkpoints,
+                "rerun_encoder": dict(rerun.encoder_state),
+                "rerun_guides": rerun.guides.raw,
                 "genes": list(foundation.vocab.genes),
                 "provenance": foundation.provenance.to_dict(),
                 "encoder": dict(foundation.encoder_state),
                 "head": dict(foundation.head_init),
                 "guides": foundation.guides.raw,
-                "calls": calls,
+                "calls": build_calls,
                 "own_encoder": dict(own.encoder_state),
                 "own_world_size": own.provenance.build_config["world_size"],
             },
             out / f"rank{rank}.pt",
         )
+        # gloo can abort (SIGABRT) a process that tears its group down while its peer is
+        # still finishing the last collective; meet first (on success only: no hang).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -191,13 +212,22 @@ def test_a_build_without_distributed_stays_in_its_own_process(two_ranks):
     assert any(differs)  # a joined (DDP) build would have given both ranks the same weights
 
 
-def test_checkpoint_dir_under_two_ranks_is_refused_before_training(two_ranks):
+def test_two_ranks_checkpoint_and_a_rerun_resumes_to_the_same_foundation(two_ranks):
     out, ranks = two_ranks
     for rank in ranks:
-        assert "single process" in rank["refused"]
-        assert "rerun" in rank["refused"] and "plain python" in rank["refused"]
-        assert rank["refused_seconds"] == (0.0, 0.0, 0.0)  # no tasks, pre-training or scouts
-    assert not (out / "checkpoints").exists()
+        assert sorted(rank["checkpoints"]["first"]) == list(CHECKPOINTS)
+        # Nothing rewritten: a rerun that started over would have saved again at step 2.
+        assert rank["checkpoints"]["rerun"] == rank["checkpoints"]["first"]
+        for part, rerun in (("encoder", "rerun_encoder"), ("guides", "rerun_guides")):
+            assert rank[part].keys() == rank[rerun].keys()
+            for name, tensor in rank[part].items():
+                assert torch.equal(rank[rerun][name], tensor), (part, name)
+    pretrain_state = torch.load(out / "checkpoints" / CHECKPOINTS[0], weights_only=True)
+    scout_states = [
+        torch.load(out / "checkpoints" / name, weights_only=True) for name in CHECKPOINTS[1:]
+    ]
+    assert pretrain_state["step"] == 6
+    assert [(state["ticks"], state["step"]) for state in scout_states] == [(4, 4), (4, 4)]
 
 
 def test_an_error_on_rank_0_reaches_every_rank(two_ranks):
@@ -250,3 +280,22 @@ def test_script_refuses_an_existing_out_before_building(tmp_path, monkeypatch):
     monkeypatch.setattr(script, "build_foundation", build_started)
     with pytest.raises(SystemExit, match="--overwrite"):
         script.main([*SCRIPT_ARGS, "--out", str(tmp_path)])
+
+
+def test_script_passes_checkpoints_and_joins_the_process_group(tmp_path, monkeypatch):
+    script = _load_script(monkeypatch)
+    seen = {}
+
+    def spy(corpus, **kwargs):
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(script, "build_foundation", spy)
+    with pytest.raises(_Stop):
+        script.main([*SCRIPT_ARGS, "--out", str(tmp_path / "f"), "--checkpoint-dir", "ck"])
+    assert seen["checkpoint_dir"] == Path("ck")
+    assert seen["distributed"] is True
+
+
+class _Stop(Exception):
+    """Raised by the spy: the build would have started here."""

@@ -103,7 +103,10 @@ def build_foundation(
         Progress bars for the training stages.
     checkpoint_dir : path, optional
         Folder for resumable checkpoints of pre-training and scouting (created when missing);
-        a re-run with the same arguments resumes from them. Single-process builds only.
+        a re-run with the same arguments resumes from them. Under ``torchrun`` too: rank 0
+        saves ``pretrain.world<k>.pt``, each rank its ``scouts.rank<r>of<k>.pt``; the folder
+        must be one every rank sees (shared storage across nodes), and another world size
+        starts over.
     checkpoint_every : int
         Optimiser steps between checkpoints.
     device : str or torch.device
@@ -126,14 +129,12 @@ def build_foundation(
     ------
     ValueError
         Bad sizes, a corpus that cannot be used (too few samples, bad values, identical samples,
-        too few clusters for cousin tasks), a ``checkpoint_dir`` that is a file, or a
-        ``checkpoint_dir`` under a process group of several ranks, or a CUDA ``device`` on a
-        machine without CUDA: all found before pre-training starts.
+        too few clusters for cousin tasks), a ``checkpoint_dir`` that is a file, or a CUDA
+        ``device`` on a machine without CUDA: all found before pre-training starts.
     """
     trainers = BuildTrainers.current(
         pretrain, train_scouts, resolve_device(device), join_process_group=distributed
     )
-    trainers.check_checkpointing(checkpoint_dir)
     plan = _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cousin_tasks)
     _check_n_scouts(plan.n_scouts)
     preprocessing = preprocessing or PreprocessingConfig()

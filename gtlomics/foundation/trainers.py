@@ -8,6 +8,8 @@ numbers are those of a plain build. With ``world_size > 1`` pre-training runs un
 broadcast, and the scouts are sharded with
 :func:`~gtlomics.train.distributed.train_scouts_sharded`; every rank ends with the same weights
 and guides.
+Checkpoints pass through in both cases: the sharded trainers save one scout file per rank and
+one pre-training file from rank 0 (:mod:`gtlomics.train.distributed`).
 
 :func:`record_build_timings` collects the wall time of each phase (for scripts and benchmarks).
 """
@@ -15,7 +17,6 @@ and guides.
 from __future__ import annotations
 
 import importlib
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -139,24 +140,6 @@ class BuildTrainers:
         """True under a process group of more than one rank."""
         return self.context.world_size > 1
 
-    def check_checkpointing(self, checkpoint_dir: str | os.PathLike | None) -> None:
-        """Refuse ``checkpoint_dir`` under several ranks (call before any work is done).
-
-        Raises
-        ------
-        ValueError
-            ``checkpoint_dir`` is given and the process group has more than one rank.
-        """
-        if checkpoint_dir is None or not self.sharded:
-            return
-        raise ValueError(
-            f"checkpoint_dir={os.fspath(checkpoint_dir)!r} works in a single process only, but "
-            f"this build runs in a process group of {self.context.world_size} ranks (torchrun): "
-            "the sharded trainers do not checkpoint. Drop checkpoint_dir and rerun the whole job "
-            "if a rank fails, or build in one process (plain python, no torchrun) to checkpoint "
-            "and resume."
-        )
-
     def cousin_tasks(self, draw: Callable[[], list]) -> list:
         """``draw()`` here; when sharded, on rank 0 only, with its tasks (or its error) sent to
         every rank."""
@@ -194,6 +177,7 @@ class BuildTrainers:
                 seed=seed,
                 present=present,
                 progress=progress and self.context.is_main,
+                checkpoint=checkpoint,
             )
 
     def train_scouts(
@@ -233,6 +217,7 @@ class BuildTrainers:
                 seed=seed,
                 present=present,
                 progress=progress and self.context.is_main,
+                checkpoint=checkpoint,
             )
             return _on_cpu(result.guides)
 

@@ -13,6 +13,12 @@ same global batch and mask (pure functions of ``seed`` and the step) and trains 
 the rows; the loss is weighted so that DDP's gradient average is the gradient of the global
 masked MSE, i.e. the same update a single process makes on the whole batch.
 
+Checkpoints (``checkpoint=CheckpointConfig(...)``): each rank of :func:`train_scouts_sharded`
+saves its own block of scouts to its own file (``scouts.rank1of2.pt`` for ``scouts.pt``), with
+no communication; :func:`pretrain_ddp`, whose state is the same on every rank, is saved by rank 0
+(``pretrain.world2.pt``) and loaded by every rank, so its folder must be on a filesystem every
+rank sees. File names and fingerprints hold the world size: another world size starts over.
+
 Every function works without an initialised process group (then it is a plain single-process
 call), so the same script runs under ``python`` and under ``torchrun``.
 :func:`process_group_context` and :func:`broadcast_from_main` let library code (e.g.
@@ -24,7 +30,8 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -35,6 +42,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from gtlomics.nn import ExpressionEncoder, set_dropout_generator
+from gtlomics.train.checkpoint import (
+    CheckpointConfig,
+    load_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+)
 from gtlomics.train.guides import GuideValues
 from gtlomics.train.pretrain import (
     _BATCH,
@@ -45,7 +58,14 @@ from gtlomics.train.pretrain import (
 )
 from gtlomics.train.runtime import autocast_for, child_rng, child_seed, full_precision, to_tensor
 from gtlomics.train.scout_passes import ScoutCost, scouts_per_pass
-from gtlomics.train.scouting import ScoutConfig, ScoutResult, _check_tasks, _ScoutRun
+from gtlomics.train.scouting import (
+    ScoutConfig,
+    ScoutResult,
+    _check_tasks,
+    _drive,
+    _fingerprint,
+    _ScoutRun,
+)
 
 __all__ = [
     "DistributedContext",
@@ -189,6 +209,14 @@ def _local_groups(block: range, config: ScoutConfig, values, encoder) -> list[ra
     return [range(s, min(s + size, block.stop)) for s in range(block.start, block.stop, size)]
 
 
+def _renamed(checkpoint: CheckpointConfig | None, tag: str) -> CheckpointConfig | None:
+    """``checkpoint`` with ``.tag`` put before its suffix (``scouts.pt`` → ``scouts.TAG.pt``)."""
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint.path)
+    return replace(checkpoint, path=path.with_name(f"{path.stem}.{tag}{path.suffix}"))
+
+
 def _all_reduce_sum(tensors: Sequence[torch.Tensor]) -> None:
     """Sum ``tensors`` over ranks in place with one collective (flattened into one buffer)."""
     if not tensors or _rank_and_world()[1] == 1:
@@ -211,13 +239,13 @@ def train_scouts_sharded(
     seed: int,
     present: np.ndarray | torch.Tensor | None = None,
     progress: bool = False,
+    checkpoint: CheckpointConfig | None = None,
 ) -> ScoutResult:
     """:func:`~gtlomics.train.train_scouts` with the scouts sharded over the process group.
 
     Every rank passes the same arguments (all tasks, the same ``seed``); each trains only its
     :func:`shard_scouts` block and every rank returns the same, complete :class:`ScoutResult`.
-    Without a process group this is ``train_scouts`` (one shard). Checkpointing is not offered
-    here: a failed rank fails the job, rerun it (shards are short).
+    Without a process group this is ``train_scouts`` (one shard).
 
     Parameters
     ----------
@@ -226,6 +254,14 @@ def train_scouts_sharded(
         rank's device.
     progress : bool
         Show a tqdm progress bar of this rank's scout-steps (pass it on rank 0 only).
+    checkpoint : CheckpointConfig or None
+        Every rank saves its own block every ``checkpoint.every_n_steps`` of its optimiser steps
+        to its own file next to ``checkpoint.path``: ``scouts.rank1of2.pt`` for ``scouts.pt``
+        on rank 1 of 2 (``scouts.rank0of1.pt`` without a process group). Rerunning with the same
+        arguments and world size resumes each rank from its file; ranks save independently (no
+        communication before the final sums). A run with another world size uses other files and
+        starts over; a file from another rank, world size, grouping, config, seed or data is
+        refused (``ValueError``).
 
     Returns
     -------
@@ -243,12 +279,8 @@ def train_scouts_sharded(
     run.groups = _local_groups(
         shard_scouts(run.n_scouts, rank, world_size), config, values, encoder
     )
-    total = sum(len(group) for group in run.groups) * config.steps
-    with tqdm(total=total, disable=not progress, unit="scout-step") as bar:
-        while not run.done:
-            before = run.steps_done
-            run.run_step()
-            bar.update(run.steps_done - before)
+    fingerprint = _fingerprint(run, tasks, f"|rank={rank}|world_size={world_size}")
+    _drive(run, fingerprint, _renamed(checkpoint, f"rank{rank}of{world_size}"), progress)
     names = list(run.sq_sum)
     losses = run.losses.to(values.device)
     _all_reduce_sum([run.sq_sum[n] for n in names] + [losses])
@@ -314,6 +346,7 @@ def pretrain_ddp(
     present: np.ndarray | torch.Tensor | None = None,
     compile_model: bool = False,
     progress: bool = False,
+    checkpoint: CheckpointConfig | None = None,
 ) -> PretrainResult:
     """:func:`~gtlomics.train.pretrain` with each global batch split over the process group.
 
@@ -322,14 +355,35 @@ def pretrain_ddp(
     ``batch_size / world_size`` rows per step. Without a process group this equals ``pretrain``
     up to float round-off (dropout masks are drawn per rank, so with dropout they differ).
 
-    ``compile_model=True`` wraps the model in ``torch.compile`` (worth it on GPU for long runs at
-    d_model ≥ 256; on CPU it needs a C++ compiler and the first steps pay minutes of compilation).
-    ``progress=True`` shows a tqdm progress bar (pass it on rank 0 only).
+    Parameters
+    ----------
+    encoder, values, config, seed, present
+        As in :func:`~gtlomics.train.pretrain`; ``values`` should already be on this rank's
+        device.
+    compile_model : bool
+        Wrap the model in ``torch.compile`` (worth it on GPU for long runs at d_model ≥ 256; on
+        CPU it needs a C++ compiler and the first steps pay minutes of compilation).
+    progress : bool
+        Show a tqdm progress bar (pass it on rank 0 only).
+    checkpoint : CheckpointConfig or None
+        The training state is the same on every rank, so rank 0 alone saves it every
+        ``checkpoint.every_n_steps`` steps, to ``pretrain.world2.pt`` for ``pretrain.pt`` under 2
+        ranks (``pretrain.world1.pt`` without a process group), and every rank loads that file
+        when it exists. The folder must be on a filesystem every rank sees (several nodes:
+        shared storage). Rerunning with the same arguments and world size resumes and ends
+        bit-identical to an uninterrupted run; another world size uses another file and starts
+        over; a file from another config, seed, data or world size is refused (``ValueError``).
 
     Returns
     -------
     PretrainResult
         As :func:`~gtlomics.train.pretrain`; the history's train loss is the global one.
+
+    Raises
+    ------
+    RuntimeError
+        With ``checkpoint``, when the ranks found different checkpoints (a folder that is not
+        shared between the nodes): raised on every rank before any step.
     """
     rank, world_size = _rank_and_world()
     values = to_tensor(values)
@@ -337,10 +391,36 @@ def pretrain_ddp(
     trainer = _DDPPretrainer(
         encoder, values, present, config, seed, rank, world_size, compile_model
     )
-    with tqdm(total=trainer.total_steps, disable=not progress) as bar:
+    checkpoint = _renamed(checkpoint, f"world{world_size}")
+    extra = f"{encoder.config!r}|world_size={world_size}"
+    fingerprint = run_fingerprint("pretrain", config, seed, values, extra)
+    if checkpoint is not None:
+        _resume_on_every_rank(trainer, checkpoint.path, fingerprint)
+    with tqdm(total=trainer.total_steps, initial=trainer.step, disable=not progress) as bar:
         while trainer.step < trainer.total_steps:
             if (record := trainer.advance()) is not None:
                 bar.set_postfix(holdout=f"{record.holdout_loss:.4f}")
             bar.update(1)
+            if checkpoint is not None and rank == 0 and checkpoint.due(trainer.step):
+                save_checkpoint(checkpoint.path, trainer.state_dict(fingerprint))
     set_dropout_generator(encoder, None)
     return PretrainResult(tuple(trainer.history), trainer.head, trainer.gene_mean, trainer.step)
+
+
+def _resume_on_every_rank(trainer: _DDPPretrainer, path: Path, fingerprint: str) -> None:
+    """Load the checkpoint at ``path`` when it exists; raise on every rank unless all ranks
+    now stand at the same step (a folder not every rank sees)."""
+    if state := load_checkpoint(path, fingerprint=fingerprint):
+        trainer.load_state_dict(state)
+    if trainer.world_size == 1:
+        return
+    step = trainer.step
+    bounds = torch.tensor([step, -step], dtype=torch.int64, device=trainer.device)
+    dist.all_reduce(bounds, op=dist.ReduceOp.MAX)
+    highest, lowest = int(bounds[0]), -int(bounds[1])
+    if highest != lowest:
+        raise RuntimeError(
+            f"The ranks resumed pre-training from different steps ({lowest} to {highest}): not "
+            f"every rank sees the checkpoint {path}. Put the checkpoint folder on a filesystem "
+            f"every rank sees (shared storage across nodes), or delete {path} to start over."
+        )

@@ -264,17 +264,30 @@ def train_scouts(
         None if present is None else torch.as_tensor(present, dtype=torch.bool).to(values.device)
     )
     run = _ScoutRun(encoder, head_init, values, tasks, config, seed, present)
+    _drive(run, _fingerprint(run, tasks), checkpoint, progress)
+    raw = {n: s / run.n_scouts for n, s in run.sq_sum.items()}
+    return ScoutResult(GuideValues(raw=raw, n_scouts=run.n_scouts), run.losses.numpy())
+
+
+def _fingerprint(run: _ScoutRun, tasks: Sequence, extra: str = "") -> str:
+    """What a scout checkpoint must match to resume ``run`` (``extra`` appended at the end)."""
     tasks_sig = repr([(len(t.indices), int(np.asarray(t.indices).sum())) for t in tasks])
     # The grouping decides which scouts a saved group holds and its state's layout (ensemble or
     # loop): a run grouped differently (another device, another version's rule) must not resume.
-    groups_sig = f"{values.device.type}:{[(g.start, g.stop) for g in run.groups]!r}"
-    extra = repr(encoder.config) + tasks_sig + groups_sig
-    fingerprint = run_fingerprint("scouts", config, seed, values, extra)
+    groups_sig = f"{run.values.device.type}:{[(g.start, g.stop) for g in run.groups]!r}"
+    signature = repr(run.encoder.config) + tasks_sig + groups_sig + extra
+    return run_fingerprint("scouts", run.config, run.seed, run.values, signature)
+
+
+def _drive(
+    run: _ScoutRun, fingerprint: str, checkpoint: CheckpointConfig | None, progress: bool
+) -> None:
+    """Train every group of ``run``: resume from ``checkpoint`` when it exists, save when due."""
     if checkpoint is not None and (
         state := load_checkpoint(checkpoint.path, fingerprint=fingerprint)
     ):
         run.load_state_dict(state)
-    total = run.n_scouts * config.steps
+    total = sum(len(group) for group in run.groups) * run.config.steps
     with tqdm(total=total, initial=run.steps_done, disable=not progress, unit="scout-step") as bar:
         while not run.done:
             before = run.steps_done
@@ -282,5 +295,3 @@ def train_scouts(
             bar.update(run.steps_done - before)
             if checkpoint is not None and checkpoint.due(run.ticks):
                 save_checkpoint(checkpoint.path, run.state_dict(fingerprint))
-    raw = {n: s / run.n_scouts for n, s in run.sq_sum.items()}
-    return ScoutResult(GuideValues(raw=raw, n_scouts=run.n_scouts), run.losses.numpy())
