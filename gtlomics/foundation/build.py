@@ -269,19 +269,9 @@ def _checkpoints(checkpoint_dir: str | os.PathLike | None, every: int) -> dict:
 
 
 def _cousin_tasks(values: np.ndarray, plan: FoundationPreset, seed: int) -> list:
-    from gtlomics.scouts import ClusterScoutGenerator, ScoutCapWarning
+    from gtlomics.scouts import ScoutCapWarning
 
-    settings = plan.cousin_tasks.for_samples(values.shape[0])
-    generator = ClusterScoutGenerator(
-        n_pca=settings.n_pca,
-        n_components=settings.n_components,
-        n_clusters=settings.n_clusters,
-        n_tasks=plan.n_scouts,
-        min_cluster_size=settings.min_cluster_size,
-        n_neighbors=settings.n_neighbors,
-        n_epochs=settings.umap_epochs,
-        random_state=seed,
-    )
+    generator = plan.task_generator(values.shape[0], seed)
     with warnings.catch_warnings():  # sizes scaled to the corpus on purpose: log, don't warn
         warnings.simplefilter("ignore", ScoutCapWarning)
         generator.fit(values)

@@ -60,6 +60,22 @@ class FoundationPreset:
     scouts: ScoutConfig = field(default_factory=ScoutConfig)
     cousin_tasks: CousinTaskSettings = field(default_factory=CousinTaskSettings)
 
+    def task_generator(self, n_rows: int, seed: int):
+        """The cousin-task generator for ``n_rows`` samples: ``cousin_tasks`` scaled to them."""
+        from gtlomics.scouts import ClusterScoutGenerator
+
+        settings = self.cousin_tasks.for_samples(n_rows)
+        return ClusterScoutGenerator(
+            n_pca=settings.n_pca,
+            n_components=settings.n_components,
+            n_clusters=settings.n_clusters,
+            n_tasks=self.n_scouts,
+            min_cluster_size=settings.min_cluster_size,
+            n_neighbors=settings.n_neighbors,
+            n_epochs=settings.umap_epochs,
+            random_state=seed,
+        )
+
 
 PRESETS: dict[str, FoundationPreset] = {
     "tiny": FoundationPreset(

@@ -308,7 +308,7 @@ def _cousin_tasks(
 
     n_rows = min(sizes.n_subsample, corpus.n_samples)
     cousins = SubsampledCousinTasks(
-        n_subsample=sizes.n_subsample, generator=_task_generator(plan, n_rows, seed), seed=seed
+        n_subsample=sizes.n_subsample, generator=plan.task_generator(n_rows, seed), seed=seed
     )
     with warnings.catch_warnings():  # sizes scaled to the subsample on purpose: log, don't warn
         warnings.simplefilter("ignore", ScoutCapWarning)
@@ -324,23 +324,6 @@ def _cousin_tasks(
         generator.n_components_,
     )
     return cousins
-
-
-def _task_generator(plan: FoundationPreset, n_rows: int, seed: int):
-    """The preset's cousin-task generator, scaled to ``n_rows`` as ``build_foundation`` does."""
-    from gtlomics.scouts import ClusterScoutGenerator
-
-    settings = plan.cousin_tasks.for_samples(n_rows)
-    return ClusterScoutGenerator(
-        n_pca=settings.n_pca,
-        n_components=settings.n_components,
-        n_clusters=settings.n_clusters,
-        n_tasks=plan.n_scouts,
-        min_cluster_size=settings.min_cluster_size,
-        n_neighbors=settings.n_neighbors,
-        n_epochs=settings.umap_epochs,
-        random_state=seed,
-    )
 
 
 @contextmanager
