@@ -61,10 +61,9 @@ from gtlomics.train.scout_passes import ScoutCost, scouts_per_pass
 from gtlomics.train.scouting import (
     ScoutConfig,
     ScoutResult,
-    _check_tasks,
     _drive,
     _fingerprint,
-    _ScoutRun,
+    _start_run,
 )
 
 __all__ = [
@@ -269,13 +268,8 @@ def train_scouts_sharded(
         Guides averaged over *all* scouts and losses ``(n_scouts, steps)`` of all scouts.
     """
     rank, world_size = _rank_and_world()
-    values = to_tensor(values)
-    _check_tasks(tasks, len(values), head_init.n_classes)
-    encoder.to(values.device)
-    head_init.to(values.device)
-    if present is not None:
-        present = torch.as_tensor(present, dtype=torch.bool).to(values.device)
-    run = _ScoutRun(encoder, head_init, values, tasks, config, seed, present)
+    run = _start_run(encoder, head_init, values, tasks, config, seed, present)
+    values = run.values
     run.groups = _local_groups(
         shard_scouts(run.n_scouts, rank, world_size), config, values, encoder
     )

@@ -256,17 +256,21 @@ def train_scouts(
     ScoutResult
         ``guides`` keyed ``encoder.…`` / ``head.…`` and per-step losses.
     """
+    run = _start_run(encoder, head_init, values, tasks, config, seed, present)
+    _drive(run, _fingerprint(run, tasks), checkpoint, progress)
+    raw = {n: s / run.n_scouts for n, s in run.sq_sum.items()}
+    return ScoutResult(GuideValues(raw=raw, n_scouts=run.n_scouts), run.losses.numpy())
+
+
+def _start_run(encoder, head_init, values, tasks, config: ScoutConfig, seed: int, present):
+    """Check the tasks, put the models and data on one device and set up every scout group."""
     values = to_tensor(values)
     _check_tasks(tasks, len(values), head_init.n_classes)
     encoder.to(values.device)
     head_init.to(values.device)
-    present = (
-        None if present is None else torch.as_tensor(present, dtype=torch.bool).to(values.device)
-    )
-    run = _ScoutRun(encoder, head_init, values, tasks, config, seed, present)
-    _drive(run, _fingerprint(run, tasks), checkpoint, progress)
-    raw = {n: s / run.n_scouts for n, s in run.sq_sum.items()}
-    return ScoutResult(GuideValues(raw=raw, n_scouts=run.n_scouts), run.losses.numpy())
+    if present is not None:
+        present = torch.as_tensor(present, dtype=torch.bool).to(values.device)
+    return _ScoutRun(encoder, head_init, values, tasks, config, seed, present)
 
 
 def _fingerprint(run: _ScoutRun, tasks: Sequence, extra: str = "") -> str:
