@@ -269,6 +269,15 @@ def test_chunks_from_disk_equal_one_big_call(tmp_path, synthetic_corpus, sparse_
     backed.file.close()
 
 
+def test_a_csc_file_is_refused_rather_than_read_whole_per_chunk(tmp_path, synthetic_corpus):
+    adata = synthetic_corpus[:20].copy()
+    adata.X = sp.csc_matrix(adata.layers["counts"])
+    path = tmp_path / "csc.h5ad"
+    adata.write_h5ad(path)
+    with pytest.raises(ValueError, match=r"X of .*csc.h5ad is a CSC matrix.*tocsr"):
+        next(iter_prepared_chunks(path, GeneVocab.from_list(adata.var_names), chunk_size=8))
+
+
 def test_chunk_scale_is_resolved_once(tmp_path):
     values = np.vstack([np.log1p(_counts(4) / 3.0), _counts(4)])  # log rows, then count rows
     with pytest.raises(ValueError, match="input_scale='log1p' but the values reach"):

@@ -99,13 +99,25 @@ def _iter_h5ad(path: Path, config: PreprocessingConfig, chunk_size: int):
 
 
 def _h5_matrix(handle, layer: str | None, path: Path):
+    """``X`` or ``layers[layer]`` of an open ``.h5ad``: a dense dataset or a CSR group.
+
+    A CSC matrix is refused: its rows cannot be sliced, so every chunk would read it whole.
+    """
     if layer is None:
-        return handle["X"]
-    layers = handle.get("layers")
-    if layers is None or layer not in layers:
-        available = [] if layers is None else list(layers.keys())
-        raise KeyError(f"layer={layer!r} not found in {path}; available layers: {available}.")
-    return layers[layer]
+        matrix = handle["X"]
+    else:
+        layers = handle.get("layers")
+        if layers is None or layer not in layers:
+            available = [] if layers is None else list(layers.keys())
+            raise KeyError(f"layer={layer!r} not found in {path}; available layers: {available}.")
+        matrix = layers[layer]
+    if matrix.attrs.get("encoding-type") == "csc_matrix":
+        where = "X" if layer is None else f"layers/{layer}"
+        raise ValueError(
+            f"{where} of {path} is a CSC matrix; reading it in row chunks would load it whole for "
+            "every chunk. Convert it once: adata.X = adata.X.tocsr(); adata.write_h5ad(path)."
+        )
+    return matrix
 
 
 def _h5_gene_ids(handle, gene_column: str | None) -> np.ndarray:
