@@ -229,6 +229,24 @@ def _pretrain_error(values: np.ndarray, checkpoint: CheckpointConfig) -> str | N
     return None
 
 
+def _stale_scouts_error(out: Path, rank: int) -> str:
+    """Rank 1 finds a scout checkpoint another run wrote (rank 0's file under its name)."""
+    stale = out / "stale"
+    if rank == 1:
+        stale.mkdir()
+        shutil.copy(out / "checkpoints" / "scouts.rank0of2.pt", stale / "scouts.rank1of2.pt")
+    dist.barrier()  # the stale file is in place before either rank looks
+    values, tasks = _data()
+    checkpoint = CheckpointConfig(stale / "scouts.pt", every_n_steps=SCOUT_EVERY)
+    try:
+        distributed.train_scouts_sharded(
+            *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=checkpoint
+        )
+    except (ValueError, RuntimeError) as error:
+        return f"{type(error).__name__}: {error}"
+    return "no error"
+
+
 def _train_from_checkpoints(out: Path, crash: bool) -> dict:
     """Sharded scouts, then DDP pre-training, checkpointed in ``out``; a crash is recorded."""
     values, tasks = _data()
@@ -269,6 +287,7 @@ def _resume_worker(rank: int, world_size: int, out_dir: str, crash: bool) -> Non
                 shutil.copy(out / "checkpoints" / "pretrain.world2.pt", out / "node0")
             checkpoint = CheckpointConfig(out / f"node{rank}" / "pretrain.pt")
             result["unshared"] = _pretrain_error(_data()[0], checkpoint)
+            result["stale"] = _stale_scouts_error(out, rank)
         torch.save({**result, "log": log}, out / f"{job}{rank}.pt")
         # gloo can abort (SIGABRT) a process that tears its group down while its peer is
         # still finishing the last collective; meet first (on success only: no hang).
@@ -324,6 +343,12 @@ def test_ranks_that_do_not_share_the_checkpoint_folder_all_stop(resumed):
     for rank in rerun:  # rank 0 copied the last save (step 6); rank 1 found none
         assert "different steps (0 to 6)" in rank["unshared"]
         assert "every rank sees" in rank["unshared"]
+
+
+def test_a_stale_scout_checkpoint_on_one_rank_stops_every_rank(resumed):
+    _, _, (rank0, rank1) = resumed
+    assert rank1["stale"].startswith("ValueError") and "different settings" in rank1["stale"]
+    assert rank0["stale"].startswith("RuntimeError") and "Another rank refused" in rank0["stale"]
 
 
 def test_one_process_ignores_two_rank_scout_checkpoints_and_refuses_them_renamed(resumed, tmp_path):

@@ -63,6 +63,7 @@ from gtlomics.train.scouting import (
     ScoutResult,
     _drive,
     _fingerprint,
+    _resume,
     _start_run,
 )
 
@@ -208,6 +209,26 @@ def _local_groups(block: range, config: ScoutConfig, values, encoder) -> list[ra
     return [range(s, min(s + size, block.stop)) for s in range(block.start, block.stop, size)]
 
 
+def _resume_on_agreement(run, fingerprint: str, checkpoint, world_size: int) -> None:
+    """Resume this rank's scouts; when any rank refuses its checkpoint, every rank raises
+    (a rank failing alone would leave the others waiting in the final all-reduce)."""
+    refusal: Exception | None = None
+    try:
+        _resume(run, fingerprint, checkpoint)
+    except ValueError as error:
+        refusal = error
+    if world_size > 1:
+        accepted = torch.tensor([int(refusal is None)], device=run.values.device)
+        dist.all_reduce(accepted, op=dist.ReduceOp.MIN)
+        if int(accepted) == 0 and refusal is None:
+            refusal = RuntimeError(
+                "Another rank refused its scout checkpoint (written by a different run): delete "
+                "the scouts.rank*of*.pt files in the checkpoint folder, or use another folder."
+            )
+    if refusal is not None:
+        raise refusal
+
+
 def _renamed(checkpoint: CheckpointConfig | None, tag: str) -> CheckpointConfig | None:
     """``checkpoint`` with ``.tag`` put before its suffix (``scouts.pt`` → ``scouts.TAG.pt``)."""
     if checkpoint is None:
@@ -274,7 +295,9 @@ def train_scouts_sharded(
         shard_scouts(run.n_scouts, rank, world_size), config, values, encoder
     )
     fingerprint = _fingerprint(run, tasks, f"|rank={rank}|world_size={world_size}")
-    _drive(run, fingerprint, _renamed(checkpoint, f"rank{rank}of{world_size}"), progress)
+    checkpoint = _renamed(checkpoint, f"rank{rank}of{world_size}")
+    _resume_on_agreement(run, fingerprint, checkpoint, world_size)
+    _drive(run, fingerprint, checkpoint, progress)
     names = list(run.sq_sum)
     losses = run.losses.to(values.device)
     _all_reduce_sum([run.sq_sum[n] for n in names] + [losses])

@@ -257,7 +257,9 @@ def train_scouts(
         ``guides`` keyed ``encoder.…`` / ``head.…`` and per-step losses.
     """
     run = _start_run(encoder, head_init, values, tasks, config, seed, present)
-    _drive(run, _fingerprint(run, tasks), checkpoint, progress)
+    fingerprint = _fingerprint(run, tasks)
+    _resume(run, fingerprint, checkpoint)
+    _drive(run, fingerprint, checkpoint, progress)
     raw = {n: s / run.n_scouts for n, s in run.sq_sum.items()}
     return ScoutResult(GuideValues(raw=raw, n_scouts=run.n_scouts), run.losses.numpy())
 
@@ -283,14 +285,18 @@ def _fingerprint(run: _ScoutRun, tasks: Sequence, extra: str = "") -> str:
     return run_fingerprint("scouts", run.config, run.seed, run.values, signature)
 
 
-def _drive(
-    run: _ScoutRun, fingerprint: str, checkpoint: CheckpointConfig | None, progress: bool
-) -> None:
-    """Train every group of ``run``: resume from ``checkpoint`` when it exists, save when due."""
+def _resume(run: _ScoutRun, fingerprint: str, checkpoint: CheckpointConfig | None) -> None:
+    """Load ``checkpoint`` into ``run`` when it exists (a ValueError when another run wrote it)."""
     if checkpoint is not None and (
         state := load_checkpoint(checkpoint.path, fingerprint=fingerprint)
     ):
         run.load_state_dict(state)
+
+
+def _drive(
+    run: _ScoutRun, fingerprint: str, checkpoint: CheckpointConfig | None, progress: bool
+) -> None:
+    """Train every group of ``run`` that is left, saving to ``checkpoint`` when due."""
     total = sum(len(group) for group in run.groups) * run.config.steps
     with tqdm(total=total, initial=run.steps_done, disable=not progress, unit="scout-step") as bar:
         while not run.done:
