@@ -158,19 +158,9 @@ class BuildTrainers:
         checkpoint: CheckpointConfig | None,
     ) -> None:
         """Pre-train ``encoder`` in place on ``self.device`` (under DDP when sharded)."""
+        train = distributed.pretrain_ddp if self.sharded else self.single_pretrain
         with _timed("pretrain"):
-            if not self.sharded:
-                self.single_pretrain(
-                    encoder,
-                    self._on_device(values),
-                    config=config,
-                    seed=seed,
-                    present=present,
-                    progress=progress,
-                    checkpoint=checkpoint,
-                )
-                return
-            distributed.pretrain_ddp(
+            train(
                 encoder,
                 self._on_device(values),
                 config=config,
@@ -194,21 +184,9 @@ class BuildTrainers:
         checkpoint: CheckpointConfig | None,
     ) -> GuideValues:
         """Train one scout per task and return the guides (on CPU; all scouts on every rank)."""
+        train = distributed.train_scouts_sharded if self.sharded else self.single_scouts
         with _timed("scouts"):
-            if not self.sharded:
-                guides = self.single_scouts(
-                    encoder,
-                    head_init,
-                    self._on_device(values),
-                    tasks,
-                    config=config,
-                    seed=seed,
-                    present=present,
-                    progress=progress,
-                    checkpoint=checkpoint,
-                ).guides
-                return _on_cpu(guides)
-            result = distributed.train_scouts_sharded(
+            result = train(
                 encoder,
                 head_init,
                 self._on_device(values),
@@ -219,7 +197,7 @@ class BuildTrainers:
                 progress=progress and self.context.is_main,
                 checkpoint=checkpoint,
             )
-            return _on_cpu(result.guides)
+        return _on_cpu(result.guides)
 
     def _on_device(self, values: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(values).to(self.device)
