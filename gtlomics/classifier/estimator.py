@@ -475,15 +475,20 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self._forward(X, self.model_)
 
+    def _prepared_inputs(self, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tensors ``model_`` consumes for ``X``: values ``(n, G)`` and presence, on device."""
+        prepared = prepare(self._read_input(X, reset=False), self.vocab_, self.preprocessing_)
+        values = torch.as_tensor(prepared.values, device=self.device_)
+        present = torch.as_tensor(prepared.present, device=self.device_)
+        return values, present
+
     def _forward(self, X: Any, module: torch.nn.Module) -> np.ndarray:
         """Run ``module`` on each sample alone, in eval mode, without gradients.
 
         One sample at a time: a sample's output then never depends on which other samples are
         predicted with it (batched matrix kernels round differently for different batch sizes).
         """
-        prepared = prepare(self._read_input(X, reset=False), self.vocab_, self.preprocessing_)
-        values = torch.as_tensor(prepared.values, device=self.device_)
-        present = torch.as_tensor(prepared.present, device=self.device_)
+        values, present = self._prepared_inputs(X)
         was_training = self.model_.training
         self.model_.eval()
         try:
