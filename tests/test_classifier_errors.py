@@ -62,11 +62,17 @@ def test_complex_dtype(clf, adata):
         clf.fit(np.asarray(adata.X) + 1j, adata.obs["condition"])
 
 
-def test_log_data_where_the_foundation_expects_counts(clf, adata):
+def test_log_data_declared_as_counts(clf, adata):
     logged = adata.copy()
     logged.X = np.log1p(np.asarray(adata.X) / np.asarray(adata.X).sum(1, keepdims=True) * 1e4)
     with pytest.raises(ValueError, match=r"input_scale='counts' but the values look already log"):
-        clf.fit(logged)
+        clf.set_params(input_scale="counts").fit(logged)
+
+
+def test_negative_counts_name_the_real_scale(clf, adata):
+    shifted = np.asarray(adata.X, dtype=float) - 1.0
+    with pytest.raises(ValueError, match=r"Negative values.*input_scale='real'"):
+        clf.fit(shifted, adata.obs["condition"])
 
 
 def test_single_class(clf, adata):

@@ -39,7 +39,8 @@ from gtlomics.classifier.inputs import (
     plain_preprocessing,
     prepare,
 )
-from gtlomics.classifier.standardize import fit_gene_standardization
+from gtlomics.classifier.linear_probe import fit_linear_probe
+from gtlomics.classifier.standardize import fit_gene_standardization, gene_standardization
 from gtlomics.expression import (
     GeneVocab,
     PreprocessingConfig,
@@ -47,8 +48,15 @@ from gtlomics.expression import (
     strip_ensembl_version,
 )
 from gtlomics.foundation import ENV_VAR, Foundation, find_default_foundation
-from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GTLModel
-from gtlomics.train import FinetuneConfig, FinetuneResult, finetune
+from gtlomics.nn import (
+    ClassificationHead,
+    EncoderConfig,
+    ExpressionEncoder,
+    GeneReadoutHead,
+    GTLModel,
+    SeedEnsemble,
+)
+from gtlomics.train import CONTROL_MODES, FinetuneConfig, FinetuneResult, finetune
 from gtlomics.train.runtime import resolve_device
 
 __all__ = ["GTLClassifier"]
@@ -76,13 +84,41 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         transformer trained from scratch, sized by ``d_model``, ``n_layers``, ``n_heads``,
         ``n_genes``, its per-gene input standardisation fitted on the training samples;
         ``guidance`` is then ignored).
-    guidance : {"scouts", "none"}, default="scouts"
+    guidance : {"scouts", "none", "shuffled", "constant"}, default="scouts"
         ``"scouts"`` scales every update by the foundation's guides; ``"none"`` fine-tunes the
-        pre-trained model unguided.
+        pre-trained model unguided. The two controls keep the guides' amount but not where
+        they sit: ``"shuffled"`` permutes the guides within each tensor (seeded),
+        ``"constant"`` sets every guide to the mean guide. They tell "which parameters move"
+        from "how far everything moves" (parameters without a scout guide keep 1 in all modes).
     guide_strength : float, default=1.0
         0 is unguided, 1 applies the guides fully (the update is scaled by ``1 - s + s * g``).
     guide_normalize : {"global", "per_tensor"}, default="global"
         How raw guides are min-max normalised: over the whole model or per tensor.
+    head : {"readout", "pooled"}, default="readout"
+        ``"readout"``: the pooled embedding plus a linear read-out of every input gene
+        (:class:`~gtlomics.nn.GeneReadoutHead`), so the model can be at least a linear model
+        over genes; ``"pooled"``: a linear head on the pooled embedding only.
+    n_readout_genes : int, default=2000
+        With ``head="readout"``, the read-out also covers the training samples' most variable
+        genes of the input (any gene, also outside the foundation's vocabulary): the genes
+        follow the study, not the corpus. 0 reads out the encoder's tokens only.
+    linear_probe : bool, default=True
+        Start the head from an L2 logistic regression on the frozen model's features of the
+        training samples, ``C`` chosen by an inner CV of those samples (LP-FT). With
+        ``epochs=0`` that probe is the whole model.
+    standardize : {"study", "foundation"}, default="study"
+        Per-gene input standardisation: ``"study"`` fits centre and scale on the training
+        samples (what a foundation built with ``batch_key`` saw for every corpus study);
+        ``"foundation"`` keeps the pre-training corpus's. A from-scratch model always uses
+        ``"study"``.
+    input_scale : {"auto", "counts", "log1p", "real"}, default="auto"
+        How input values are read (see :class:`~gtlomics.expression.PreprocessingConfig`):
+        ``"counts"`` are library-size normalised and log1p-transformed, ``"log1p"`` (any
+        non-negative log-scale matrix) and ``"real"`` (any real values, negatives allowed:
+        z-scores, VST, voom, pathway scores) are used as given; ``"auto"`` tells counts from
+        log values. Negative values need ``"real"``.
+    n_ensemble : int, default=1
+        Fine-tune this many seeds and average their probabilities.
     label_key : str, default="condition"
         ``adata.obs`` column holding the labels when ``fit`` gets an AnnData and ``y=None``.
     layer : str or None, default=None
@@ -90,11 +126,11 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
     gene_column : str or None, default=None
         ``adata.var`` column holding gene ids; ``None`` uses ``var_names``.
     epochs : int, default=30
-        Fine-tuning epochs (a fixed schedule chosen in advance).
-    lr : float, default=3e-3
-        Learning rate. With the default batch size, 24 samples give 3 steps per epoch; the old
-        ``1e-3`` with batches of 16 left the neural arms at their initial loss (see
-        ``README.md``, "Why the neural arms underfitted").
+        Fine-tuning epochs (a fixed schedule chosen in advance); 0 keeps the linear probe.
+    lr : float, default=3e-4
+        Learning rate of fine-tuning. After the linear probe the head already fits, so the step
+        is small: 3e-4 beat 1e-3 and 3e-3 on the synthetic protocol of
+        ``examples/choose_finetune_schedule.py`` (chosen there, never on a real study).
     batch_size : int, default=8
         Mini-batch size.
     weight_decay : float, default=0.01
@@ -153,13 +189,19 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {  # noqa: RUF012  (scikit-learn convention)
         "foundation": [str, os.PathLike, Foundation, None],
-        "guidance": [StrOptions({"scouts", "none"})],
+        "guidance": [StrOptions({"scouts", "none", "shuffled", "constant"})],
+        "head": [StrOptions({"readout", "pooled"})],
+        "n_readout_genes": [Interval(Integral, 0, None, closed="left")],
+        "linear_probe": ["boolean"],
+        "standardize": [StrOptions({"study", "foundation"})],
+        "input_scale": [StrOptions({"auto", "counts", "log1p", "real"})],
+        "n_ensemble": [Interval(Integral, 1, None, closed="left")],
         "guide_strength": [Interval(Real, 0, 1, closed="both")],
         "guide_normalize": [StrOptions({"global", "per_tensor"})],
         "label_key": [str],
         "layer": [str, None],
         "gene_column": [str, None],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -183,11 +225,17 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         guidance: str = "scouts",
         guide_strength: float = 1.0,
         guide_normalize: str = "global",
+        head: str = "readout",
+        n_readout_genes: int = 2000,
+        linear_probe: bool = True,
+        standardize: str = "study",
+        input_scale: str = "auto",
+        n_ensemble: int = 1,
         label_key: str = "condition",
         layer: str | None = None,
         gene_column: str | None = None,
         epochs: int = 30,
-        lr: float = 3e-3,
+        lr: float = 3e-4,
         batch_size: int = 8,
         weight_decay: float = 0.01,
         optimizer: str = "adamw",
@@ -206,6 +254,12 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         self.guidance = guidance
         self.guide_strength = guide_strength
         self.guide_normalize = guide_normalize
+        self.head = head
+        self.n_readout_genes = n_readout_genes
+        self.linear_probe = linear_probe
+        self.standardize = standardize
+        self.input_scale = input_scale
+        self.n_ensemble = n_ensemble
         self.label_key = label_key
         self.layer = layer
         self.gene_column = gene_column
@@ -262,26 +316,52 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
         self.foundation_ = self._resolve_foundation(table, labelled, foundation_seed)
         table = self._name_array_columns(table)
-        self.vocab_, base_config = self._vocabulary(table)
-        prepared = prepare(table, self.vocab_, base_config)
-        self.preprocessing_ = replace(base_config, input_scale=prepared.input_scale)
-        self.model_, guides = self._initial_model(len(self.classes_), model_seed)
-        train_values = torch.as_tensor(prepared.values[labelled], device=self.device_)
-        if self.foundation_ is None:  # no pre-training: standardise on the training rows
-            fit_gene_standardization(self.model_.encoder, train_values, prepared.present)
+        self.vocab_, config = self._vocabulary(table, labelled)
+        prepared = prepare(table, self.vocab_, config)
+        self.preprocessing_ = replace(config, input_scale=prepared.input_scale)
+        values = torch.as_tensor(prepared.values[labelled], device=self.device_)
+        present = torch.as_tensor(prepared.present, device=self.device_)
+        members = [
+            self._fit_member(values, present, codes, *pair)
+            for pair in _member_seeds(model_seed, train_seed, self.n_ensemble)
+        ]
+        self.model_ = members[0][0] if len(members) == 1 else SeedEnsemble([m for m, _ in members])
+        self.history_ = _history_dict(members[0][1])
+        return self
+
+    def _fit_member(
+        self, values: torch.Tensor, present: torch.Tensor, codes: np.ndarray, model_seed, train_seed
+    ) -> tuple[GTLModel, FinetuneResult | None]:
+        """Build, standardise, probe and fine-tune one model; ``(model, fine-tuning result)``."""
+        model, guides = self._initial_model(len(self.classes_), model_seed)
+        self._standardize_inputs(model, values, present)
+        if self.linear_probe:
+            fit_linear_probe(model, values, present, codes, seed=train_seed)
+        if self.epochs == 0:
+            return model, None
         result = finetune(
-            self.model_,
-            train_values,
+            model,
+            values,
             codes,
             config=self._finetune_config(),
             seed=train_seed,
             guides=guides,
             guide_strength=self.guide_strength,
-            present=prepared.present,
+            present=present,
             progress=self.verbose > 0,
         )
-        self.history_ = _history_dict(result)
-        return self
+        return model, result
+
+    def _standardize_inputs(
+        self, model: GTLModel, values: torch.Tensor, present: torch.Tensor
+    ) -> None:
+        """Fit the per-gene input standardisation on the training rows (see ``standardize``)."""
+        n_tokens = model.encoder.config.n_genes
+        if self.foundation_ is None or self.standardize == "study":
+            fit_gene_standardization(model.encoder, values[:, :n_tokens], present[:n_tokens])
+        if isinstance(model.head, GeneReadoutHead):
+            center, scale = gene_standardization(values, present)
+            model.head.set_readout_standardization(center, scale)
 
     def _read_input(self, X: Any, *, reset: bool) -> Table:
         if is_anndata(X):
@@ -289,7 +369,8 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         matrix = validate_data(
             self, X, reset=reset, accept_sparse=_ACCEPT_SPARSE, dtype=_FLOAT_DTYPES
         )
-        check_non_negative(matrix, "GTLClassifier")
+        if self.input_scale != "real":
+            check_non_negative(matrix, "GTLClassifier")
         if hasattr(self, "feature_names_in_"):
             return Table(matrix, tuple(str(name) for name in self.feature_names_in_), None)
         if not reset:
@@ -306,7 +387,8 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         matrix = check_array(
             raw, accept_sparse=_ACCEPT_SPARSE, dtype=_FLOAT_DTYPES, estimator=self, input_name="X"
         )
-        check_non_negative(matrix, "GTLClassifier")
+        if self.input_scale != "real":
+            check_non_negative(matrix, "GTLClassifier")
         gene_ids = anndata_gene_ids(adata, self.gene_column)
         if reset:
             self.n_features_in_ = matrix.shape[1]
@@ -387,10 +469,29 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
             device=self.device_,
         )
 
-    def _vocabulary(self, table: Table) -> tuple[GeneVocab, PreprocessingConfig]:
+    def _vocabulary(
+        self, table: Table, labelled: np.ndarray
+    ) -> tuple[GeneVocab, PreprocessingConfig]:
+        """Encoder tokens first, then (read-out head) the study's extra most variable genes."""
+        tokens, config = self._token_vocabulary(table)
+        config = replace(config, input_scale=self.input_scale)
+        if self.head != "readout" or self.n_readout_genes == 0:
+            return tokens, config
+        distinct = tuple(dict.fromkeys(strip_ensembl_version(table.gene_ids).tolist()))
+        study = GeneVocab.from_most_variable(
+            table.matrix[np.flatnonzero(labelled)],
+            n_genes=min(self.n_readout_genes, len(distinct)),
+            config=config,
+            gene_ids=list(table.gene_ids),
+        )
+        known = set(tokens.genes)
+        extra = tuple(gene for gene in study.genes if gene not in known)
+        return GeneVocab(tokens.genes + extra), config
+
+    def _token_vocabulary(self, table: Table) -> tuple[GeneVocab, PreprocessingConfig]:
         if self.foundation_ is not None:
             return self.foundation_.vocab, plain_preprocessing(self.foundation_.preprocessing)
-        config = PreprocessingConfig()
+        config = PreprocessingConfig(input_scale=self.input_scale)
         distinct = tuple(dict.fromkeys(strip_ensembl_version(table.gene_ids).tolist()))
         if self.n_genes >= len(distinct):  # every gene is kept: no ranking needed
             return GeneVocab(distinct), config
@@ -404,11 +505,12 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
     ) -> tuple[GTLModel, dict[str, torch.Tensor] | None]:
         encoder_seed, head_seed = child_seeds(seed, 2)
         if self.foundation_ is None:
-            config = self._scratch_encoder_config(len(self.vocab_.genes))
+            config = self._scratch_encoder_config(self._n_tokens())
             encoder = ExpressionEncoder(config, seed=encoder_seed)
             head = ClassificationHead(config.d_model, n_classes, seed=head_seed)
-            return GTLModel(encoder, head).to(self.device_), None
+            return self._with_head(GTLModel(encoder, head), head_seed), None
         model, _ = self.foundation_.make_model(n_classes, seed=head_seed, device=self.device_)
+        model = self._with_head(model, head_seed)
         if self.guidance == "none":
             return model, None
         if self.foundation_.guides is None:
@@ -416,7 +518,28 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
                 "This foundation has no guide values (it was built without scouts); pass "
                 "guidance='none' to fine-tune it unguided, or rebuild it with scouts."
             )
-        return model, self.foundation_.guides_for(model, mode=self.guide_normalize)
+        control = self.guidance if self.guidance in CONTROL_MODES else None
+        guides = self.foundation_.guides_for(
+            model, mode=self.guide_normalize, control=control, seed=head_seed
+        )
+        return model, guides
+
+    def _n_tokens(self) -> int:
+        """Encoder tokens: the foundation's vocabulary, or the scratch model's first genes."""
+        if self.foundation_ is not None:
+            return self.foundation_.n_genes
+        return min(self.n_genes, len(self.vocab_.genes))
+
+    def _with_head(self, model: GTLModel, seed: int) -> GTLModel:
+        """Swap in a read-out head (keeping the pooled part's weights) when ``head="readout"``."""
+        if self.head != "readout":
+            return model.to(self.device_)
+        pooled = model.head
+        head = GeneReadoutHead(
+            pooled.linear.in_features, pooled.n_classes, len(self.vocab_.genes), seed=seed
+        )
+        head.linear.load_state_dict(pooled.linear.state_dict())
+        return GTLModel(model.encoder, head).to(self.device_)
 
     def _scratch_encoder_config(self, n_genes: int) -> EncoderConfig:
         if self.d_model % self.n_heads:
@@ -526,7 +649,15 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         return load_classifier(cls, path, device=device)
 
 
-def _history_dict(result: FinetuneResult) -> dict[str, list[float]]:
+def _member_seeds(model_seed: int, train_seed: int, n_members: int) -> list[tuple[int, int]]:
+    """(model, training) seeds of each ensemble member; the first member is the plain fit's."""
+    extra = [tuple(child_seeds(seed, 2)) for seed in child_seeds(train_seed, n_members - 1)]
+    return [(model_seed, train_seed), *extra]
+
+
+def _history_dict(result: FinetuneResult | None) -> dict[str, list[float]]:
+    if result is None:  # epochs=0: the linear probe alone
+        return {"train_loss": []}
     history = {"train_loss": [epoch.train_loss for epoch in result.history]}
     if result.history and result.history[0].inner_val_loss is not None:
         history["inner_val_loss"] = [epoch.inner_val_loss for epoch in result.history]

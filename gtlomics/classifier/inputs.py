@@ -73,8 +73,9 @@ def check_non_negative(matrix: np.ndarray | sp.spmatrix, where: str) -> None:
     if data.size and data.min() < 0:
         raise ValueError(
             f"Negative values in data passed to {where}: expression must be counts or "
-            "log1p-normalised values (>= 0). Did you pass z-scored or log-ratio data? Pass the "
-            "raw counts (e.g. layer='counts')."
+            "log-scale values (>= 0). Did you pass z-scored, VST or log-ratio data? Pass "
+            "input_scale='real' to use such values as given, or pass the raw counts (e.g. "
+            "layer='counts')."
         )
 
 

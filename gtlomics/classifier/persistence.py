@@ -28,7 +28,14 @@ from gtlomics.foundation.storage import (
     write_checked_dir,
     write_json,
 )
-from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GTLModel
+from gtlomics.nn import (
+    ClassificationHead,
+    EncoderConfig,
+    ExpressionEncoder,
+    GeneReadoutHead,
+    GTLModel,
+    SeedEnsemble,
+)
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_classifier", "save_classifier"]
 
@@ -72,6 +79,7 @@ def _state_record(estimator: Any) -> dict[str, Any]:
         "vocab": estimator.vocab_.to_list(),
         "preprocessing": estimator.preprocessing_.to_dict(),
         "encoder": estimator.model_.encoder.config.to_dict(),
+        "model": _model_layout(estimator.model_),
         "history": estimator.history_,
     }
 
@@ -108,9 +116,29 @@ def _restore_fitted_state(estimator: Any, record: dict, foundation: Foundation |
     estimator.foundation_ = foundation
 
 
-def _rebuild_model(record: dict, state: dict[str, torch.Tensor], device: str) -> GTLModel:
+def _model_layout(model: GTLModel | SeedEnsemble) -> dict[str, int]:
+    """What the saved weights need to be rebuilt: members and read-out width (0: pooled head)."""
+    members = list(model.members) if isinstance(model, SeedEnsemble) else [model]
+    head = members[0].head
+    n_readout = head.gene_weight.shape[1] if isinstance(head, GeneReadoutHead) else 0
+    return {"n_members": len(members), "n_readout": int(n_readout)}
+
+
+def _rebuild_model(
+    record: dict, state: dict[str, torch.Tensor], device: str
+) -> GTLModel | SeedEnsemble:
     config = EncoderConfig.from_dict(record["encoder"])
-    head = ClassificationHead(config.d_model, len(record["classes"]))
-    model = GTLModel(ExpressionEncoder(config), head)
+    layout = record.get("model", {"n_members": 1, "n_readout": 0})  # saved before read-outs
+    n_classes = len(record["classes"])
+
+    def member() -> GTLModel:
+        if layout["n_readout"]:
+            head = GeneReadoutHead(config.d_model, n_classes, layout["n_readout"])
+        else:
+            head = ClassificationHead(config.d_model, n_classes)
+        return GTLModel(ExpressionEncoder(config), head)
+
+    members = [member() for _ in range(layout["n_members"])]
+    model = members[0] if len(members) == 1 else SeedEnsemble(members)
     model.load_state_dict(state)
     return model.to(device)

@@ -15,7 +15,7 @@ import torch
 
 from gtlomics.nn import ExpressionEncoder
 
-__all__ = ["MIN_FIT_GENE_STD", "fit_gene_standardization"]
+__all__ = ["MIN_FIT_GENE_STD", "fit_gene_standardization", "gene_standardization"]
 
 MIN_FIT_GENE_STD = 0.1
 """Floor of the fitted per-gene scale (log1p units).
@@ -54,6 +54,23 @@ def fit_gene_standardization(
     >>> enc.gene_center.tolist(), enc.gene_scale.tolist()
     ([2.0, 5.0], [1.0, 0.10000000149011612])
     """
+    encoder.set_gene_standardization(*gene_standardization(values, present, min_std=min_std))
+
+
+def gene_standardization(
+    values: torch.Tensor,
+    present: np.ndarray | torch.Tensor | None = None,
+    *,
+    min_std: float = MIN_FIT_GENE_STD,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-gene mean and floored standard deviation ``(G,)``, ``(G,)`` of training ``values``.
+
+    Examples
+    --------
+    >>> center, scale = gene_standardization(torch.tensor([[1.0, 5.0], [3.0, 5.0]]))
+    >>> center.tolist(), scale.tolist()
+    ([2.0, 5.0], [1.0, 0.10000000149011612])
+    """
     values = values.detach().float()
     weight = torch.ones_like(values)
     if present is not None:
@@ -61,4 +78,4 @@ def fit_gene_standardization(
     count = weight.sum(0).clamp(min=1.0)  # (G,)
     center = (values * weight).sum(0) / count
     spread = ((values - center).pow(2) * weight).sum(0) / count
-    encoder.set_gene_standardization(center, spread.sqrt().clamp(min=min_std))
+    return center, spread.sqrt().clamp(min=min_std)

@@ -13,7 +13,12 @@ from gtlomics.datasets.errors import (
     NoCountsTableError,
 )
 from gtlomics.datasets.gene_ids import harmonize_to_ensembl, map_gene_ids, strip_ensembl_version
-from gtlomics.datasets.local import load_benayoun_aging, load_curated_adipo
+from gtlomics.datasets.local import (
+    load_benayoun_aging,
+    load_benayoun_neutrophils,
+    load_curated_adipo,
+    load_weger_liver,
+)
 from gtlomics.datasets.osdr import OsdrFile, list_osdr_files, load_osdr, pick_counts_file
 from gtlomics.datasets.osdr_catalog import list_osdr_studies
 from gtlomics.datasets.recount3 import (
@@ -40,9 +45,11 @@ __all__ = [
     "list_osdr_studies",
     "list_recount3_projects",
     "load_benayoun_aging",
+    "load_benayoun_neutrophils",
     "load_curated_adipo",
     "load_osdr",
     "load_recount3",
+    "load_weger_liver",
     "make_synthetic_counts",
     "map_gene_ids",
     "pick_counts_file",

@@ -1,7 +1,8 @@
-"""Loaders for two local real corpora: curatedAdipoRNA and Benayoun et al. 2019 mouse aging.
+"""Loaders for local real sets: curatedAdipoRNA, Benayoun aging and neutrophils, Weger liver.
 
-Both take the folder the files sit in (nothing is bundled) and return samples × genes AnnData with
-raw read counts in ``.X`` and ``layers['counts']`` and the labels in ``obs``.
+Each takes the folder the files sit in (nothing is bundled) and returns samples × genes AnnData
+with the labels in ``obs``: raw read counts in ``.X`` and ``layers['counts']``, except the
+neutrophil set, which is published already normalised (log2 DESeq2 values in ``.X``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import pandas as pd
 from gtlomics.datasets.errors import DataFormatError
 from gtlomics.datasets.tables import CountTable, read_count_table
 
-__all__ = ["load_benayoun_aging", "load_curated_adipo"]
+__all__ = [
+    "load_benayoun_aging",
+    "load_benayoun_neutrophils",
+    "load_curated_adipo",
+    "load_weger_liver",
+]
 
 _BENAYOUN_COLUMN = re.compile(
     r"^(?:(?P<t1>[A-Za-z]+)_)?(?P<age>\d+)m(?P<rep>\d+)(?:_(?P<t2>[A-Za-z]+))?_"
@@ -125,3 +131,71 @@ def _benayoun_labels(sample: str) -> dict:
     if not tissue or tissue.lower() not in TISSUE_NAMES:
         raise DataFormatError(f"cannot read tissue and age from Benayoun column {sample!r}")
     return {"tissue": TISSUE_NAMES[tissue.lower()], "age_months": int(match.group("age"))}
+
+
+_NEUTROPHIL_COLUMN = re.compile(r"^(?P<sex>Female|Male)_(?P<age>\d+)m_(?P<animal>[FM]\d+)[a-z]$")
+
+
+def load_benayoun_neutrophils(folder: str | os.PathLike):
+    """Benayoun lab mouse bone-marrow neutrophils: sex × age, log2 DESeq2 values after SVA.
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder with ``neutrophils_log2_deseq2_sva.tsv.gz`` (MGI symbols × 16 samples).
+
+    Returns
+    -------
+    anndata.AnnData
+        16 samples; ``.X`` holds the published log2 values (not counts: fit with
+        ``input_scale="log1p"`` or ``"auto"``); ``obs`` has ``sex``, ``age`` (``"4m"`` /
+        ``"20m"``) and ``animal`` (``F1``…: the two samples sharing it must stay on one side
+        of a split).
+    """
+    path = Path(folder) / "neutrophils_log2_deseq2_sva.tsv.gz"
+    frame = _row_named_table(path)
+    labels = [_NEUTROPHIL_COLUMN.match(name) for name in frame.columns]
+    bad = [name for name, match in zip(frame.columns, labels, strict=True) if match is None]
+    if bad:
+        raise DataFormatError(f"{path}: unexpected sample names {bad[:3]}")
+    obs = pd.DataFrame(
+        [{"sex": m["sex"], "age": f"{m['age']}m", "animal": m["animal"]} for m in labels],
+        index=pd.Index(frame.columns, name="sample"),
+    )
+    import anndata as ad
+
+    var = pd.DataFrame(index=pd.Index(frame.index.astype(str), name="gene_id"))
+    return ad.AnnData(frame.to_numpy(np.float32).T, obs=obs, var=var)
+
+
+def load_weger_liver(folder: str | os.PathLike):
+    """Weger et al. (GSE77221) male mouse liver over the day: Ensembl ids × 12 GSM samples.
+
+    Parameters
+    ----------
+    folder : path-like
+        Folder with ``weger18_liver_counts.tsv.gz``.
+
+    Returns
+    -------
+    anndata.AnnData
+        12 samples of integer Salmon gene counts; ``obs['tissue']`` is ``"liver"``.
+    """
+    path = Path(folder) / "weger18_liver_counts.tsv.gz"
+    frame = _row_named_table(path)
+    if (frame.to_numpy() < 0).any():
+        raise DataFormatError(f"{path}: negative counts")
+    obs = pd.DataFrame({"tissue": "liver"}, index=pd.Index(frame.columns, name="sample"))
+    return _anndata(frame.to_numpy(np.float64).T, obs, frame.index.astype(str))
+
+
+def _row_named_table(path: Path) -> pd.DataFrame:
+    """A genes × samples table whose header names the samples only (R's row-named layout)."""
+    try:
+        frame = pd.read_csv(path, sep="\t")
+    except (OSError, ValueError, EOFError) as error:
+        raise DataFormatError(f"{path}: cannot read the table ({error})") from error
+    numeric = frame.apply(pd.to_numeric, errors="coerce")
+    if numeric.isna().any().any() or frame.index.duplicated().any():
+        raise DataFormatError(f"{path}: non-numeric, missing or duplicated entries")
+    return numeric

@@ -18,6 +18,7 @@ import numpy as np  # noqa: F401  (used by the doctest above)
 from gtlomics.evaluation.arms import (
     ABLATION_NAMES,
     BASELINE_NAMES,
+    CONTROL_ARM_NAMES,
     GTL_ARM_NAMES,
     Arm,
     baseline_arms,
@@ -43,6 +44,7 @@ from gtlomics.evaluation.protocols import (
     LeaveOneGroupOut,
     LeaveOneOut,
     Split,
+    StratifiedGroupKFoldCV,
     StratifiedKFoldCV,
     make_protocol,
 )
@@ -52,6 +54,7 @@ from gtlomics.evaluation.runner import EvaluationResult, evaluate
 __all__ = [
     "ABLATION_NAMES",
     "BASELINE_NAMES",
+    "CONTROL_ARM_NAMES",
     "GTL_ARM_NAMES",
     "METRICS",
     "Arm",
@@ -69,6 +72,7 @@ __all__ = [
     "Predictions",
     "Report",
     "Split",
+    "StratifiedGroupKFoldCV",
     "StratifiedKFoldCV",
     "TrainingHistory",
     "baseline_arms",

@@ -19,6 +19,7 @@ from gtlomics.evaluation.baselines import DEFAULT_BASELINE, BaselineConfig, make
 __all__ = [
     "ABLATION_NAMES",
     "BASELINE_NAMES",
+    "CONTROL_ARM_NAMES",
     "GTL_ARM_NAMES",
     "Arm",
     "baseline_arms",
@@ -32,6 +33,8 @@ __all__ = [
 
 BASELINE_NAMES: tuple[str, ...] = ("logreg", "linear_svm", "random_forest", "knn")
 GTL_ARM_NAMES: tuple[str, ...] = ("scratch", "pretrained", "gtl")
+CONTROL_ARM_NAMES: tuple[str, ...] = ("probe", "gtl_shuffled", "gtl_constant")
+"""The linear probe alone and GTL with shuffled or constant guides (the guides' controls)."""
 
 ArmKind = Literal["baseline", "neural"]
 
@@ -119,7 +122,7 @@ def gtl_arms(
     foundation
         A ``Foundation`` or a saved foundation directory (used by ``pretrained`` and ``gtl``).
     names
-        Subset of ``("scratch", "pretrained", "gtl")``.
+        Subset of :data:`GTL_ARM_NAMES` and :data:`CONTROL_ARM_NAMES`.
     params
         Extra ``GTLClassifier`` parameters shared by all three (e.g. ``max_epochs``).
 
@@ -140,11 +143,23 @@ def gtl_arms(
             "pre-trained encoder, unguided fine-tuning",
         ),
         "gtl": ({"foundation": foundation}, "pre-trained encoder, guided fine-tuning (GTL)"),
+        "probe": (
+            {"foundation": foundation, "head": "pooled", "epochs": 0},
+            "linear probe: logistic regression (C by inner CV) on frozen pooled embeddings",
+        ),
+        "gtl_shuffled": (
+            {"foundation": foundation, "guidance": "shuffled"},
+            "control: GTL with guides permuted within each tensor",
+        ),
+        "gtl_constant": (
+            {"foundation": foundation, "guidance": "constant"},
+            "control: GTL with every guide set to the mean guide",
+        ),
     }
     arms = []
     for name in names:
         if name not in settings:
-            raise ValueError(f"Unknown GTL arm {name!r}; choose from {GTL_ARM_NAMES}.")
+            raise ValueError(f"Unknown GTL arm {name!r}; choose from {list(settings)}.")
         own, description = settings[name]
         factory = partial(_build_gtl, {**shared, **own})
         arms.append(Arm(name, factory, "neural", description, threads=1))
@@ -248,7 +263,8 @@ def build_arms(
     Parameters
     ----------
     names
-        Any of :data:`BASELINE_NAMES`, :data:`GTL_ARM_NAMES` and :data:`ABLATION_NAMES`.
+        Any of :data:`BASELINE_NAMES`, :data:`GTL_ARM_NAMES`, :data:`CONTROL_ARM_NAMES` and
+        :data:`ABLATION_NAMES`.
     foundation
         ``Foundation`` or directory; required by ``pretrained``, ``gtl`` and the ablations.
     baseline
@@ -256,7 +272,7 @@ def build_arms(
     gtl_params
         Extra ``GTLClassifier`` parameters of the neural arms.
     """
-    known = (*BASELINE_NAMES, *GTL_ARM_NAMES, *ABLATION_NAMES)
+    known = (*BASELINE_NAMES, *GTL_ARM_NAMES, *CONTROL_ARM_NAMES, *ABLATION_NAMES)
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ValueError(f"Unknown arms {unknown}; choose from {list(known)}.")
@@ -267,7 +283,8 @@ def build_arms(
             "`gtlomics foundation build`) or drop those arms."
         )
     pool = baseline_arms([n for n in names if n in BASELINE_NAMES], baseline)
-    pool += gtl_arms(foundation, names=[n for n in names if n in GTL_ARM_NAMES], params=gtl_params)
+    neural = (*GTL_ARM_NAMES, *CONTROL_ARM_NAMES)
+    pool += gtl_arms(foundation, names=[n for n in names if n in neural], params=gtl_params)
     if any(name in ABLATION_NAMES for name in names):
         pool += guide_mode_arms(foundation, params=gtl_params)
     return select_arms(pool, names)

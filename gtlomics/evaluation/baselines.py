@@ -7,14 +7,11 @@ README). Logistic regression chooses ``C`` by an inner stratified CV on the trai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -22,6 +19,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from gtlomics.evaluation.features import LogCPM, MostVariableGenes
+from gtlomics.linear import DEFAULT_CS, InnerCVLogisticRegression
 
 __all__ = [
     "DEFAULT_BASELINE",
@@ -30,8 +28,6 @@ __all__ = [
     "InnerCVLogisticRegression",
     "make_baseline",
 ]
-
-DEFAULT_CS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -63,74 +59,6 @@ class BaselineConfig:
 
 
 DEFAULT_BASELINE = BaselineConfig()
-
-
-class InnerCVLogisticRegression(ClassifierMixin, BaseEstimator):
-    """L2 logistic regression whose ``C`` is chosen by stratified CV inside ``fit``.
-
-    The inner CV uses ``min(inner_folds, smallest class count)`` folds; with fewer than two samples
-    in a class it cannot run and ``C=1`` is used (recorded in ``inner_cv_used_``).
-
-    Parameters
-    ----------
-    cs
-        Candidate values of ``C``.
-    inner_folds
-        Requested number of inner folds.
-    scoring
-        Inner-CV score (any scikit-learn scorer name).
-    random_state
-        Seed of the inner fold shuffle.
-
-    Examples
-    --------
-    >>> X = np.r_[np.zeros((6, 2)), np.ones((6, 2))]
-    >>> y = np.r_[np.zeros(6), np.ones(6)]
-    >>> InnerCVLogisticRegression(random_state=0).fit(X, y).predict([[1.0, 1.0]])
-    array([1.])
-    """
-
-    def __init__(
-        self,
-        *,
-        cs: Sequence[float] = DEFAULT_CS,
-        inner_folds: int = 3,
-        scoring: str = "neg_log_loss",
-        random_state: int | None = None,
-    ):
-        self.cs = cs
-        self.inner_folds = inner_folds
-        self.scoring = scoring
-        self.random_state = random_state
-
-    def fit(self, X, y) -> InnerCVLogisticRegression:
-        y = np.asarray(y)
-        self.classes_, counts = np.unique(y, return_counts=True)
-        n_folds = int(min(self.inner_folds, counts.min()))
-        base = LogisticRegression(max_iter=5000)
-        if n_folds >= 2:
-            cv = StratifiedKFold(n_folds, shuffle=True, random_state=self.random_state)
-            search = GridSearchCV(base, {"C": list(self.cs)}, cv=cv, scoring=self.scoring)
-            self.estimator_ = search.fit(X, y).best_estimator_
-            self.C_ = float(search.best_params_["C"])
-        else:
-            self.estimator_ = clone(base).set_params(C=1.0).fit(X, y)
-            self.C_ = 1.0
-        self.inner_cv_used_ = n_folds >= 2
-        self.n_features_in_ = self.estimator_.n_features_in_
-        return self
-
-    def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
-
-    def decision_function(self, X) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.decision_function(X)
-
-    def predict(self, X) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
 
 
 def _classifier(name: str, config: BaselineConfig, seed: int) -> BaseEstimator:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 __all__ = [
     "CrossDataset",
@@ -18,6 +18,7 @@ __all__ = [
     "LeaveOneOut",
     "Protocol",
     "Split",
+    "StratifiedGroupKFoldCV",
     "StratifiedKFoldCV",
     "make_protocol",
 ]
@@ -122,6 +123,32 @@ class LeaveOneGroupOut:
 
 
 @dataclass(frozen=True)
+class StratifiedGroupKFoldCV:
+    """Stratified k-fold that never splits a group (an animal sequenced twice, a cohort).
+
+    Parameters
+    ----------
+    n_splits
+        Number of folds; every fold must be able to hold a group of each class.
+    """
+
+    n_splits: int = 4
+    needs_groups = True
+    varies_with_seed = True
+
+    @property
+    def name(self) -> str:
+        return f"stratified group {self.n_splits}-fold CV"
+
+    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
+        """Return the folds of one repeat; no group has samples on both sides of a split."""
+        groups = _require_groups(groups, self.name)
+        cv = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=seed)
+        pairs = cv.split(np.zeros(len(y)), y, groups)
+        return [Split(i, train, test) for i, (train, test) in enumerate(pairs)]
+
+
+@dataclass(frozen=True)
 class CrossDataset:
     """Fit on one dataset, test on another (the OSD-105 → OSD-104 shape).
 
@@ -153,7 +180,9 @@ class CrossDataset:
         return [Split(0, train, test, self.test)]
 
 
-Protocol = StratifiedKFoldCV | LeaveOneOut | LeaveOneGroupOut | CrossDataset
+Protocol = (
+    StratifiedKFoldCV | StratifiedGroupKFoldCV | LeaveOneOut | LeaveOneGroupOut | CrossDataset
+)
 
 
 def make_protocol(
@@ -164,14 +193,16 @@ def make_protocol(
     Parameters
     ----------
     name
-        ``"kfold"``, ``"loo"``, ``"logo"`` or ``"cross"``.
+        ``"kfold"``, ``"group_kfold"``, ``"loo"``, ``"logo"`` or ``"cross"``.
     n_splits
-        Folds of ``"kfold"``.
+        Folds of ``"kfold"`` and ``"group_kfold"``.
     train, test
         Group values for ``"cross"``.
     """
     if name == "kfold":
         return StratifiedKFoldCV(n_splits)
+    if name == "group_kfold":
+        return StratifiedGroupKFoldCV(n_splits)
     if name == "loo":
         return LeaveOneOut()
     if name == "logo":
@@ -180,7 +211,7 @@ def make_protocol(
         if train is None or test is None:
             raise ValueError("The cross protocol needs train= and test= group names.")
         return CrossDataset(train, test)
-    raise ValueError(f"Unknown protocol {name!r}; choose kfold, loo, logo or cross.")
+    raise ValueError(f"Unknown protocol {name!r}; choose kfold, group_kfold, loo, logo or cross.")
 
 
 def _require_groups(groups: np.ndarray | None, protocol: str) -> np.ndarray:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["LOG_SCALE_MAX", "InputScale", "PreprocessingConfig"]
+__all__ = ["LOG_SCALE_MAX", "InputScale", "PreprocessingConfig", "ValueEncoding"]
 
-InputScale = Literal["counts", "log1p", "auto"]
+InputScale = Literal["counts", "log1p", "real", "auto"]
+ValueEncoding = Literal["log", "rank"]
 
 #: Largest value a log-scaled matrix is expected to reach. ``log1p`` of one billion reads is 20.7
 #: and log2 of it 29.9, while bulk RNA-seq counts (or CPM) of real libraries exceed this easily.
@@ -33,7 +34,15 @@ class PreprocessingConfig:
         log-looking input is refused. ``"log1p"``: already library-size normalised and log1p
         transformed, used as given; count-looking input is refused. ``"auto"``: input with
         non-integer values whose maximum is at most :data:`LOG_SCALE_MAX` is treated as
-        ``"log1p"``, anything else as ``"counts"``.
+        ``"log1p"``, anything else as ``"counts"``. ``"log1p"`` also serves any log-scale,
+        non-negative matrix (log2 CPM, DESeq2 log2 counts). ``"real"``: any real values, used
+        as given, negative ones allowed (z-scores, VST or voom values, pathway scores);
+        only ``"real"`` accepts negative values.
+    value_encoding
+        ``"log"``: the values above. ``"rank"``: each sample's values replaced by the normal
+        scores of their ranks among all the genes the sample measures (ties share their mean
+        rank), computed before alignment to the vocabulary: invariant to library size and to
+        any monotone normalisation.
     min_overlap
         Smallest fraction of the vocabulary that must be found in an input; less is an error.
 
@@ -49,11 +58,17 @@ class PreprocessingConfig:
     target_sum: float = 1e6
     input_scale: InputScale = "auto"
     min_overlap: float = 0.5
+    value_encoding: ValueEncoding = "log"
 
     def __post_init__(self) -> None:
-        if self.input_scale not in ("counts", "log1p", "auto"):
+        if self.input_scale not in ("counts", "log1p", "real", "auto"):
             raise ValueError(
-                f"input_scale must be 'counts', 'log1p' or 'auto', got {self.input_scale!r}."
+                "input_scale must be 'counts', 'log1p', 'real' or 'auto', got "
+                f"{self.input_scale!r}."
+            )
+        if self.value_encoding not in ("log", "rank"):
+            raise ValueError(
+                f"value_encoding must be 'log' or 'rank', got {self.value_encoding!r}."
             )
         if not self.target_sum > 0:
             raise ValueError(f"target_sum must be > 0, got {self.target_sum!r}.")

@@ -10,7 +10,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from gtlomics.expression.config import PreprocessingConfig
-from gtlomics.expression.scale import Scale, check_values, library_sizes, resolve_input_scale
+from gtlomics.expression.scale import (
+    Scale,
+    check_values,
+    library_sizes,
+    rank_normal_scores,
+    resolve_input_scale,
+)
 from gtlomics.expression.table import ExpressionTable, read_expression
 
 if TYPE_CHECKING:
@@ -117,16 +123,23 @@ def prepare_table(
     warn_duplicates: bool = True,
 ) -> PreparedExpression:
     """:func:`prepare_expression` on an already-read table; ``scale`` overrides auto-detection."""
-    check_values(table.values, table.sample_ids, table.gene_ids)
-    resolved = resolve_input_scale(table.values, scale or config.input_scale)
+    requested = scale or config.input_scale
+    check_values(table.values, table.sample_ids, table.gene_ids, allow_negative=requested == "real")
+    resolved = resolve_input_scale(table.values, requested)
     targets = vocab.positions(table.gene_ids)
     n_matched = _check_overlap(targets, table.gene_ids, vocab, config.min_overlap)
     if warn_duplicates:
         _warn_duplicates(targets, vocab)
     linear_factor = None
-    if resolved == "counts":
+    if resolved == "counts" and config.value_encoding == "log":
         linear_factor = config.target_sum / library_sizes(table.values, table.sample_ids)
-    values = _aligned_log1p(table.values, targets, len(vocab), linear_factor)
+    source = table.values
+    if config.value_encoding == "rank":
+        source = rank_normal_scores(source)
+        resolved_for_sum = "real"
+    else:
+        resolved_for_sum = resolved
+    values = _aligned_log1p(source, targets, len(vocab), linear_factor, resolved_for_sum)
     present = np.zeros(len(vocab), dtype=bool)
     present[targets[targets >= 0]] = True
     return PreparedExpression(values, present, table.sample_ids, n_matched, resolved)
@@ -159,9 +172,17 @@ def _warn_duplicates(targets: np.ndarray, vocab: GeneVocab) -> None:
 
 
 def _aligned_log1p(
-    values, targets: np.ndarray, n_vocab: int, linear_factor: np.ndarray | None
+    values,
+    targets: np.ndarray,
+    n_vocab: int,
+    linear_factor: np.ndarray | None,
+    scale: Scale = "counts",
 ) -> np.ndarray:
-    """Vocab-ordered float32 log1p values; ``linear_factor`` scales counts per sample."""
+    """Vocab-ordered float32 log1p values; ``linear_factor`` scales counts per sample.
+
+    Columns mapping to one gene are summed on the linear scale; for ``"real"`` values (which
+    have no linear scale) they are averaged.
+    """
     columns = np.flatnonzero(targets >= 0)
     block = values[:, columns]
     block = block.toarray() if sp.issparse(block) else np.asarray(block)
@@ -175,6 +196,9 @@ def _aligned_log1p(
     out[:, positions[single]] = np.log1p(kept) if linear_factor is not None else kept
     for position in positions[~single]:
         group = block[:, targets[columns] == position]
+        if scale == "real":
+            out[:, position] = group.mean(axis=1)
+            continue
         linear = group if linear_factor is not None else np.expm1(group)
         out[:, position] = np.log1p(linear.sum(axis=1))
     return out

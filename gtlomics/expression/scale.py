@@ -9,13 +9,21 @@ import scipy.sparse as sp
 
 from gtlomics.expression.config import LOG_SCALE_MAX, InputScale
 
-__all__ = ["check_values", "library_sizes", "looks_log_scaled", "resolve_input_scale"]
+__all__ = [
+    "check_values",
+    "library_sizes",
+    "looks_log_scaled",
+    "rank_normal_scores",
+    "resolve_input_scale",
+]
 
-Scale = Literal["counts", "log1p"]
+Scale = Literal["counts", "log1p", "real"]
 
 
-def check_values(values: np.ndarray | sp.csr_matrix, sample_ids, gene_ids) -> None:
-    """Refuse NaN, infinite and negative values, naming the first offending sample and gene.
+def check_values(
+    values: np.ndarray | sp.csr_matrix, sample_ids, gene_ids, *, allow_negative: bool = False
+) -> None:
+    """Refuse NaN, infinite and (unless allowed) negative values, naming the first offender.
 
     Raises
     ------
@@ -25,7 +33,12 @@ def check_values(values: np.ndarray | sp.csr_matrix, sample_ids, gene_ids) -> No
     data = values.data if sp.issparse(values) else values
     for bad, what, fix in (
         (~np.isfinite(data), "NaN or infinite", "impute or drop them"),
-        (data < 0, "negative", "pass raw counts or log1p values, not centred/scaled data"),
+        (
+            np.zeros_like(data, dtype=bool) if allow_negative else data < 0,
+            "negative",
+            "pass raw counts or log-scale values, or input_scale='real' for values that may be "
+            "negative (z-scores, VST, pathway scores)",
+        ),
     ):
         n_bad = int(np.count_nonzero(bad))
         if n_bad:
@@ -56,6 +69,8 @@ def resolve_input_scale(values: np.ndarray | sp.csr_matrix, requested: InputScal
     peak = float(data.max()) if data.size else 0.0
     if requested == "auto":
         return "log1p" if log_like else "counts"
+    if requested == "real":
+        return "real"
     if requested == "counts" and log_like:
         raise ValueError(
             f"input_scale='counts' but the values look already log-transformed (non-integer, "
@@ -80,6 +95,26 @@ def library_sizes(values: np.ndarray | sp.csr_matrix, sample_ids) -> np.ndarray:
             f"{sample_ids[empty[0]]!r}; library-size normalisation needs counts: drop them."
         )
     return totals
+
+
+def rank_normal_scores(values: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    """Each row's values as normal scores of their ranks: ``Φ⁻¹((rank − 0.5) / n_genes)``.
+
+    Ties (e.g. the many zero counts) share their mean rank. The result depends only on each
+    sample's ordering of its genes, so library size, CPM or log scaling and any other monotone
+    per-sample normalisation leave it unchanged.
+
+    Examples
+    --------
+    >>> rank_normal_scores(np.array([[0.0, 5.0, 1.0]])).astype(float).round(2).tolist()
+    [[-0.97, 0.97, 0.0]]
+    """
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    dense = values.toarray() if sp.issparse(values) else np.asarray(values, dtype=np.float64)
+    ranks = rankdata(dense, axis=1)
+    return ndtri((ranks - 0.5) / dense.shape[1]).astype(np.float32)
 
 
 def _first_entry(values, bad: np.ndarray) -> tuple[int, int]:

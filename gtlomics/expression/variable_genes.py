@@ -23,6 +23,7 @@ def most_variable_genes(
     config: PreprocessingConfig,
     gene_ids: Any = None,
     flavor: Flavor = "variance",
+    batches: Any = None,
 ) -> tuple[str, ...]:
     """Ids of the ``n_genes`` most variable genes, most variable first (see GeneVocab)."""
     from gtlomics.expression.vocab import GeneVocab
@@ -40,7 +41,7 @@ def most_variable_genes(
             stacklevel=3,
         )
     if flavor == "variance":
-        scores = variance_scores(prepared.values)
+        scores = variance_scores(prepared.values, batches)
     elif flavor == "seurat":
         scores = dispersion_scores(prepared.values, every_gene.genes)
     else:
@@ -49,9 +50,20 @@ def most_variable_genes(
     return tuple(every_gene.genes[i] for i in order[:n_genes])
 
 
-def variance_scores(log_values: np.ndarray) -> np.ndarray:
-    """Variance of each gene's log1p values; ``-inf`` for constant genes."""
-    variance = np.var(log_values, axis=0, dtype=np.float64)
+def variance_scores(log_values: np.ndarray, batches: Any = None) -> np.ndarray:
+    """Variance of each gene's log1p values; ``-inf`` for constant genes.
+
+    With ``batches`` (one label per row) it is the size-weighted mean of within-batch variances.
+    """
+    if batches is None:
+        variance = np.var(log_values, axis=0, dtype=np.float64)
+    else:
+        batches = np.asarray(batches)
+        variance = np.zeros(log_values.shape[1])
+        for batch in np.unique(batches):
+            rows = batches == batch
+            variance += rows.sum() * np.var(log_values[rows], axis=0, dtype=np.float64)
+        variance /= len(batches)
     return np.where(variance > 0, variance, -np.inf)
 
 

@@ -73,6 +73,7 @@ class GeneVocab:
         *,
         gene_ids: Any = None,
         flavor: Literal["variance", "seurat"] = "variance",
+        batches: Any = None,
     ) -> GeneVocab:
         """Select the ``n_genes`` most variable genes of a corpus.
 
@@ -106,10 +107,14 @@ class GeneVocab:
             Gene ids of an array input.
         flavor
             Ranking statistic, see above.
+        batches
+            One study (batch) label per sample: ``"variance"`` is then the mean of the
+            within-study variances, weighted by study size, so genes that only tell studies or
+            tissues apart do not crowd out those that vary inside a study.
         """
         from gtlomics.expression.variable_genes import most_variable_genes
 
         if int(n_genes) < 1:
             raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
         config = config or PreprocessingConfig()
-        return cls(most_variable_genes(X, int(n_genes), config, gene_ids, flavor))
+        return cls(most_variable_genes(X, int(n_genes), config, gene_ids, flavor, batches))

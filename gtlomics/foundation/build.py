@@ -53,6 +53,8 @@ __all__ = ["build_foundation"]
 logger = logging.getLogger(__name__)
 
 _MIN_SAMPLES = 8
+MIN_STUDY_STD = 0.1
+"""Floor of a corpus study's per-gene sd, as for a classifier's training samples."""
 
 
 def build_foundation(
@@ -73,6 +75,7 @@ def build_foundation(
     checkpoint_every: int = 50,
     device: str | torch.device = "auto",
     distributed: bool = False,
+    batch_key: str | None = None,
 ) -> Foundation:
     """Build a :class:`Foundation` from an unlabelled expression corpus.
 
@@ -120,6 +123,13 @@ def build_foundation(
         DDP, rank 0 draws the cousin tasks and broadcasts them, the scouts are sharded, and every
         rank returns the same foundation. Without a process group (or with one rank) this is a
         plain build. ``False`` (the default) never joins one, even when it exists.
+    batch_key : str, optional
+        ``corpus.obs`` column naming each sample's study (or batch). Each study is then
+        standardised on its own (per-gene mean 0, sd 1, sd floored at 0.1) before cousin tasks,
+        pre-training and scouting, and the vocabulary keeps the genes most variable *within*
+        studies: the encoder learns within-study variation, which is what a classifier
+        standardised on its own training samples (``GTLClassifier(standardize="study")``)
+        shows it. Without it the corpus is standardised as one study.
 
     Returns
     -------
@@ -141,9 +151,13 @@ def build_foundation(
     table = _read_corpus(corpus, preprocessing)
     plain = replace(preprocessing, layer=None, gene_column=None)
     encoder_seed, pretrain_seed, task_seed, head_seed, scout_seed = _seeds(random_state, 5)
-    vocab = _choose_vocab(table, plan.n_genes, plain)
+    batches = corpus_batches(corpus, batch_key, table.shape[0])
+    vocab = _choose_vocab(table, plan.n_genes, plain, batches)
     prepared = prepare_expression(table, vocab, plain)
     plain = replace(plain, input_scale=prepared.input_scale)
+    if batches is not None:
+        prepared = replace(prepared, values=standardize_per_batch(prepared.values, batches))
+        plan = replace(plan, pretrain=replace(plan.pretrain, standardize_inputs=False))
     enc_config = _encoder_config(encoder, plan, len(vocab))
     model = ExpressionEncoder(enc_config, seed=encoder_seed)
     checkpoints = _checkpoints(checkpoint_dir, checkpoint_every)
@@ -179,7 +193,10 @@ def build_foundation(
         synthetic=_is_synthetic(corpus),
         random_state=random_state,
         n_scouts=len(tasks),
-        build_config=_build_record(plan, enc_config, trainers.device, trainers.context.world_size),
+        build_config={
+            **_build_record(plan, enc_config, trainers.device, trainers.context.world_size),
+            "batch_key": batch_key,
+        },
         library_version=__version__,
     )
     return Foundation(
@@ -226,11 +243,57 @@ def _seeds(random_state: int, n: int) -> list[int]:
     return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in children]
 
 
-def _choose_vocab(table: ExpressionTable, n_genes: int, config: PreprocessingConfig) -> GeneVocab:
+def _choose_vocab(
+    table: ExpressionTable,
+    n_genes: int,
+    config: PreprocessingConfig,
+    batches: np.ndarray | None = None,
+) -> GeneVocab:
     n_distinct = len(set(table.gene_ids.tolist()))
     return GeneVocab.from_most_variable(
-        table.values, n_genes=min(n_genes, n_distinct), config=config, gene_ids=table.gene_ids
+        table.values,
+        n_genes=min(n_genes, n_distinct),
+        config=config,
+        gene_ids=table.gene_ids,
+        batches=batches,
     )
+
+
+def corpus_batches(corpus: Any, batch_key: str | None, n_samples: int) -> np.ndarray | None:
+    """The study label of every corpus sample (``corpus.obs[batch_key]``), or None."""
+    if batch_key is None:
+        return None
+    obs = getattr(corpus, "obs", None)
+    if obs is None or batch_key not in obs.columns:
+        columns = [] if obs is None else list(obs.columns)
+        raise ValueError(
+            f"batch_key={batch_key!r} needs an AnnData corpus with that obs column (columns: "
+            f"{columns}); pass batch_key=None to standardise the corpus as one study."
+        )
+    batches = obs[batch_key].astype(str).to_numpy()
+    if len(batches) != n_samples:
+        raise ValueError(f"obs[{batch_key!r}] has {len(batches)} rows for {n_samples} samples.")
+    return batches
+
+
+def standardize_per_batch(
+    values: np.ndarray, batches: np.ndarray, *, min_std: float = MIN_STUDY_STD
+) -> np.ndarray:
+    """Each batch's rows with per-gene mean 0 and sd 1 (sd floored at ``min_std``), float32.
+
+    Examples
+    --------
+    >>> v = np.array([[1.0, 0.0], [3.0, 0.0], [10.0, 4.0], [10.0, 8.0]])
+    >>> standardize_per_batch(v, np.array(["a", "a", "b", "b"])).tolist()
+    [[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]]
+    """
+    out = np.empty(values.shape, dtype=np.float32)
+    for batch in np.unique(batches):
+        rows = batches == batch
+        block = values[rows].astype(np.float64)
+        scale = np.maximum(block.std(axis=0), min_std)
+        out[rows] = (block - block.mean(axis=0)) / scale
+    return out
 
 
 def _encoder_config(
@@ -271,6 +334,9 @@ def _checkpoints(checkpoint_dir: str | os.PathLike | None, every: int) -> dict:
 def _cousin_tasks(values: np.ndarray, plan: FoundationPreset, seed: int) -> list:
     from gtlomics.scouts import ScoutCapWarning
 
+    # Per-study standardised values are negative in places, which the generator refuses as a
+    # likely user error. Its PCA centres every gene, so one constant offset changes nothing.
+    values = values - min(0.0, float(values.min()))
     generator = plan.task_generator(values.shape[0], seed)
     with warnings.catch_warnings():  # sizes scaled to the corpus on purpose: log, don't warn
         warnings.simplefilter("ignore", ScoutCapWarning)

@@ -35,7 +35,7 @@ from gtlomics.foundation.storage import (
     write_json,
 )
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GTLModel
-from gtlomics.train import GuideValues, adapt_guides
+from gtlomics.train import GuideValues, adapt_guides, control_guides
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Foundation", "Provenance"]
 
@@ -190,17 +190,22 @@ class Foundation:
         return GTLModel(self.make_encoder(), head).to(device), head_from_init
 
     def guides_for(
-        self, model: GTLModel, *, mode: str = "global"
+        self, model: GTLModel, *, mode: str = "global", control: str | None = None, seed: int = 0
     ) -> dict[str, torch.Tensor] | None:
         """Normalised guides for ``model`` (from :meth:`make_model`), or None without guides.
 
         Every trainable parameter keeps its scout guide when the shapes agree; a head of another
         shape than the scouts' (more classes) gets guides of 1 (scouts measured nothing about
-        it, so it trains freely). See :func:`gtlomics.train.adapt_guides`.
+        it, so it trains freely). See :func:`gtlomics.train.adapt_guides`. ``control``
+        (``"shuffled"`` or ``"constant"``, seeded by ``seed``) replaces the scouts' guides by a
+        control first (:func:`gtlomics.train.control_guides`).
         """
         if self.guides is None:
             return None
-        return adapt_guides(self.guides.normalized(mode=mode), model)
+        normalized = self.guides.normalized(mode=mode)
+        if control is not None:
+            normalized = control_guides(normalized, control, seed=seed)
+        return adapt_guides(normalized, model)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Save as a checked directory (atomic: written to a temporary folder, then renamed)."""

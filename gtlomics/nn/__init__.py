@@ -3,7 +3,13 @@
 from gtlomics.nn.config import EncoderConfig
 from gtlomics.nn.encoder import ExpressionEncoder
 from gtlomics.nn.ensemble import ensemble_logits
-from gtlomics.nn.heads import ClassificationHead, GTLModel, MaskedExpressionHead
+from gtlomics.nn.heads import (
+    ClassificationHead,
+    GeneReadoutHead,
+    GTLModel,
+    MaskedExpressionHead,
+    SeedEnsemble,
+)
 from gtlomics.nn.layers import set_dropout_generator
 
 __all__ = [
@@ -11,7 +17,9 @@ __all__ = [
     "EncoderConfig",
     "ExpressionEncoder",
     "GTLModel",
+    "GeneReadoutHead",
     "MaskedExpressionHead",
+    "SeedEnsemble",
     "ensemble_logits",
     "set_dropout_generator",
 ]

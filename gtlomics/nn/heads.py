@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from gtlomics.nn.encoder import ExpressionEncoder
 from gtlomics.nn.layers import init_parameters
 
-__all__ = ["ClassificationHead", "GTLModel", "MaskedExpressionHead"]
+__all__ = [
+    "ClassificationHead",
+    "GTLModel",
+    "GeneReadoutHead",
+    "MaskedExpressionHead",
+    "SeedEnsemble",
+]
 
 
 def _seeded_linear(n_in: int, n_out: int, seed: int) -> nn.Linear:
@@ -58,6 +66,58 @@ class ClassificationHead(nn.Module):
         return self.linear(pooled)  # (B, C)
 
 
+class GeneReadoutHead(nn.Module):
+    """Pooled features plus a linear read-out of every input gene: logits ``(B, C)``.
+
+    ``logits = linear(pooled) + z @ gene_weight.T`` where ``z`` is each input gene standardised
+    with this head's own per-gene ``readout_center`` / ``readout_scale`` (absent genes count 0).
+    With ``gene_weight`` and ``linear`` set from a logistic regression on ``[pooled, z]`` (see
+    :func:`gtlomics.classifier.linear_probe.fit_linear_probe`) the model starts as that linear
+    model; fine-tuning then lets the encoder add to it. The read-out may cover more genes than
+    the encoder's tokens (the study's own most variable genes): they are the last columns.
+
+    Examples
+    --------
+    >>> import torch
+    >>> head = GeneReadoutHead(8, 2, n_readout=5)
+    >>> head(torch.zeros(3, 8), torch.ones(3, 5)).shape
+    torch.Size([3, 2])
+    """
+
+    def __init__(self, d_model: int, n_classes: int, n_readout: int, *, seed: int = 0) -> None:
+        super().__init__()
+        if n_classes < 2:
+            raise ValueError(f"A classification head needs n_classes >= 2, got {n_classes}.")
+        self.n_classes = n_classes
+        self.linear = _seeded_linear(d_model, n_classes, seed)
+        self.gene_weight = nn.Parameter(torch.zeros(n_classes, n_readout))
+        self.register_buffer("readout_center", torch.zeros(n_readout))
+        self.register_buffer("readout_scale", torch.ones(n_readout))
+
+    @torch.no_grad()
+    def set_readout_standardization(self, center: torch.Tensor, scale: torch.Tensor) -> None:
+        """Standardise read-out genes as ``(value − center) / scale``; ``scale`` must be > 0."""
+        if torch.any(scale <= 0):
+            raise ValueError("read-out scale must be positive; floor near-constant genes first.")
+        self.readout_center.copy_(center)
+        self.readout_scale.copy_(scale)
+
+    def standardized(
+        self, values: torch.Tensor, present: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, R)`` standardised read-out inputs, 0 where a gene is absent."""
+        z = (values - self.readout_center) / self.readout_scale
+        if present is None:
+            return z
+        return z.masked_fill(~present.to(device=z.device, dtype=torch.bool), 0.0)
+
+    def forward(
+        self, pooled: torch.Tensor, values: torch.Tensor, present: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        z = self.standardized(values, present)  # (B, R)
+        return self.linear(pooled) + z @ self.gene_weight.T.to(z.dtype)  # (B, C)
+
+
 class GTLModel(nn.Module):
     """Encoder plus classification head; parameter names start with ``encoder.`` / ``head.``.
 
@@ -77,4 +137,45 @@ class GTLModel(nn.Module):
         self.head = head
 
     def forward(self, values: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.encoder(values, present))  # (B, C)
+        if not isinstance(self.head, GeneReadoutHead):
+            return self.head(self.encoder(values, present))  # (B, C)
+        n_tokens = self.encoder.config.n_genes  # the read-out may see more genes than tokens
+        token_present = None if present is None else present[..., :n_tokens]
+        pooled = self.encoder(values[:, :n_tokens], token_present)  # (B, D)
+        return self.head(pooled, values, present)  # (B, C)
+
+
+class SeedEnsemble(nn.Module):
+    """Models fine-tuned from different seeds; logits are the log of their mean probabilities.
+
+    ``softmax(log(mean_k softmax(logits_k)))`` is the mean probability, so the ensemble is a
+    drop-in model: anything that turns logits into probabilities gets the averaged ones.
+    :attr:`encoder` is the first member's (for embeddings and input standardisation, which every
+    member fitted on the same training samples).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gtlomics.nn import EncoderConfig, ExpressionEncoder
+    >>> cfg = EncoderConfig(n_genes=4, d_model=8, n_heads=2, n_layers=1)
+    >>> members = [
+    ...     GTLModel(ExpressionEncoder(cfg, seed=s), ClassificationHead(8, 2)) for s in (0, 1)
+    ... ]
+    >>> SeedEnsemble(members)(torch.zeros(3, 4)).exp().sum(dim=1).tolist()
+    [1.0, 1.0, 1.0]
+    """
+
+    def __init__(self, members: list[GTLModel]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("A SeedEnsemble needs at least one member.")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def encoder(self) -> ExpressionEncoder:
+        """The first member's encoder."""
+        return self.members[0].encoder
+
+    def forward(self, values: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        log_probs = torch.stack([m(values, present).float().log_softmax(-1) for m in self.members])
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))  # (B, C)

@@ -3,11 +3,18 @@
 from gtlomics.train.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
 from gtlomics.train.finetune import FinetuneConfig, FinetuneEpoch, FinetuneResult, finetune
 from gtlomics.train.guided_update import GuidedUpdate
-from gtlomics.train.guides import GuideSummary, GuideValues, adapt_guides
+from gtlomics.train.guides import (
+    CONTROL_MODES,
+    GuideSummary,
+    GuideValues,
+    adapt_guides,
+    control_guides,
+)
 from gtlomics.train.pretrain import PretrainConfig, PretrainEpoch, PretrainResult, pretrain
 from gtlomics.train.scouting import ScoutConfig, ScoutResult, scout_batch_schedule, train_scouts
 
 __all__ = [
+    "CONTROL_MODES",
     "CheckpointConfig",
     "FinetuneConfig",
     "FinetuneEpoch",
@@ -21,6 +28,7 @@ __all__ = [
     "ScoutConfig",
     "ScoutResult",
     "adapt_guides",
+    "control_guides",
     "finetune",
     "load_checkpoint",
     "pretrain",

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["GuideSummary", "GuideValues", "adapt_guides", "layer_of"]
+__all__ = [
+    "CONTROL_MODES",
+    "GuideSummary",
+    "GuideValues",
+    "adapt_guides",
+    "control_guides",
+    "layer_of",
+]
 
 NEAR = 0.05
 _N_SCOUTS_KEY = "__n_scouts__"
@@ -170,3 +177,37 @@ def adapt_guides(guides: Mapping[str, torch.Tensor], model: nn.Module) -> dict[s
             guide = torch.ones_like(param)
         adapted[name] = guide.detach().to(device=param.device, dtype=param.dtype)
     return adapted
+
+
+CONTROL_MODES = ("shuffled", "constant")
+
+
+def control_guides(
+    guides: Mapping[str, torch.Tensor], mode: str, *, seed: int
+) -> dict[str, torch.Tensor]:
+    """Guides that keep their amount but not their placement: the controls of a GTL claim.
+
+    ``"shuffled"`` permutes each tensor's guides (a seeded generator per call); ``"constant"``
+    sets every guide of every tensor to the mean of all guides. Either leaves the overall step
+    size as it was and removes which parameters the scouts chose.
+
+    Examples
+    --------
+    >>> g = {"w": torch.tensor([0.0, 1.0, 0.5])}
+    >>> control_guides(g, "constant", seed=0)["w"].tolist()
+    [0.5, 0.5, 0.5]
+    >>> sorted(control_guides(g, "shuffled", seed=0)["w"].tolist())
+    [0.0, 0.5, 1.0]
+    """
+    if mode not in CONTROL_MODES:
+        raise ValueError(f"mode must be one of {CONTROL_MODES}, got {mode!r}.")
+    if mode == "constant":
+        total = sum(float(g.double().sum()) for g in guides.values())
+        mean = total / max(1, sum(g.numel() for g in guides.values()))
+        return {name: torch.full_like(g, mean) for name, g in guides.items()}
+    generator = torch.Generator().manual_seed(seed)
+    shuffled = {}
+    for name, g in guides.items():
+        order = torch.randperm(g.numel(), generator=generator).to(g.device)
+        shuffled[name] = g.reshape(-1)[order].reshape(g.shape)
+    return shuffled
