@@ -99,7 +99,7 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
     lr : float, default=3e-3
         Learning rate. With the default batch size, 24 samples give 3 steps per epoch; the old
         ``1e-3`` with batches of 16 left the neural arms at their initial loss (see
-        ``README.md``, "Why the neural arms underfitted").
+        ``docs/history.md``, "Why the neural arms underfitted").
     batch_size : int, default=8
         Mini-batch size.
     weight_decay : float, default=0.01
