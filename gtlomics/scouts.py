@@ -117,7 +117,7 @@ class ClusterScoutGenerator(BaseEstimator):
     Attributes
     ----------
     tasks_ : list of CousinTask
-    embedding_ : ndarray of shape (n_samples, n_components_)
+    embedding_ : ndarray of shape (n_samples, ``n_components_``)
     labels_ : ndarray of shape (n_samples,), the cluster of each sample
     n_pca_, n_components_, n_neighbors_, n_clusters_ : int, the settings after capping
     timings_ : ScoutTimings

@@ -2,6 +2,8 @@
 # One entry point for the two README commands:
 #   bash scripts/dev.sh demo   -> set up .venv if needed, then run `gtlomics demo`
 #   bash scripts/dev.sh test   -> set up .venv if needed, then run the test suite
+#   bash scripts/dev.sh docs   -> set up .venv if needed, then build the API reference (Sphinx,
+#                                 offline, warnings are errors) into docs/_build/html
 # Set-up installs the CPU build torch==2.13.0 unless a torch is already importable in the venv
 # (so a GPU user who put a CUDA build there keeps it). GTLOMICS_VENV picks another venv folder.
 set -euo pipefail
@@ -37,11 +39,15 @@ case "$cmd" in
     setup
     exec "$venv/bin/python" -m pytest "$@"
     ;;
+  docs)
+    setup
+    exec "$venv/bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html "$@"
+    ;;
   setup)
     setup
     ;;
   *)
-    echo "usage: bash scripts/dev.sh {demo|test|setup} [args...]" >&2
+    echo "usage: bash scripts/dev.sh {demo|test|docs|setup} [args...]" >&2
     exit 2
     ;;
 esac

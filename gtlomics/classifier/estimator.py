@@ -29,6 +29,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
+from gtlomics.classifier.explain import (
+    GeneAttributions,
+    integrated_gradients,
+    write_attributions,
+)
 from gtlomics.classifier.inputs import (
     Table,
     anndata_gene_ids,
@@ -594,6 +599,83 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         """Fit, then return the embeddings of ``X`` (same as ``fit(X, y).transform(X)``)."""
         return self.fit(X, y).transform(X)
 
+    def explain(
+        self,
+        X: Any,
+        *,
+        target: Any = None,
+        n_steps: int = 32,
+        batch_size: int = 32,
+        key_added: str | None = None,
+    ) -> GeneAttributions:
+        """Per-sample, per-gene attributions of the call, by integrated gradients.
+
+        Each gene's attribution is its share of the change in the log-probability of the
+        explained class between the baseline (the encoder's ``gene_center``: the standardised
+        zero, an average profile) and the sample; per sample they sum to that change (see
+        :mod:`gtlomics.classifier.explain` for the method and why). Every sample is explained on
+        its own, so its attributions do not depend on the other samples passed.
+
+        Parameters
+        ----------
+        X : AnnData, DataFrame, ndarray or sparse matrix of shape (n_samples, n_genes)
+            Samples to explain, read like :meth:`predict` reads them.
+        target : class label or None, default=None
+            Class to explain for every sample; ``None`` explains each sample's predicted class.
+        n_steps : int, default=32
+            Points on the integration path; raise it when ``convergence_delta`` is large.
+        batch_size : int, default=32
+            Path points per forward pass (bounds memory).
+        key_added : str or None, default=None
+            With an AnnData ``X``, also store the result in it (``obsm[key_added]``,
+            ``uns[key_added]``, ``obs[key_added + "_target"]``; see
+            :func:`~gtlomics.classifier.explain.write_attributions`).
+
+        Returns
+        -------
+        GeneAttributions
+            ``.values`` (samples × vocabulary genes), ``.ranking()`` (per-gene DataFrame, most
+            important first), ``.to_frame()``; plot with
+            :func:`gtlomics.plotting.plot_top_genes`.
+        """
+        check_is_fitted(self)
+        values, present = self._prepared_inputs(X)
+        targets = self._explained_classes(X, target, len(values))
+        attributions, delta = integrated_gradients(
+            self.model_,
+            values,
+            present,
+            self.model_.encoder.gene_center,
+            torch.as_tensor(targets),
+            n_steps=n_steps,
+            batch_size=batch_size,
+        )
+        result = GeneAttributions(
+            values=attributions,
+            gene_ids=tuple(self.vocab_.genes),
+            sample_ids=_sample_ids(X, len(values)),
+            target=self.classes_[targets],
+            convergence_delta=delta,
+            n_steps=n_steps,
+        )
+        if key_added is not None:
+            if not is_anndata(X):
+                raise TypeError("key_added= needs an AnnData X; for other inputs use the result.")
+            write_attributions(X, result, key_added)
+        return result
+
+    def _explained_classes(self, X: Any, target: Any, n_samples: int) -> np.ndarray:
+        """Class index per sample: ``target``'s, or the class :meth:`predict` gives when None."""
+        if target is None:
+            return np.argmax(self._logits(X), axis=1)
+        matches = np.flatnonzero(self.classes_ == target)
+        if matches.size == 0:
+            raise ValueError(
+                f"target={target!r} is not one of the classes {list(self.classes_)}; pass one "
+                "of those, or target=None to explain each sample's predicted class."
+            )
+        return np.full(n_samples, matches[0])
+
     def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         return self._forward(X, self.model_)
@@ -662,6 +744,16 @@ def _history_dict(result: FinetuneResult | None) -> dict[str, list[float]]:
     if result.history and result.history[0].inner_val_loss is not None:
         history["inner_val_loss"] = [epoch.inner_val_loss for epoch in result.history]
     return history
+
+
+def _sample_ids(X: Any, n_samples: int) -> tuple[str, ...]:
+    """Row names of ``X``: AnnData ``obs_names``, DataFrame index, else ``"0", "1", ...``."""
+    names = getattr(X, "obs_names", None)
+    if names is None and isinstance(X, pd.DataFrame):
+        names = X.index
+    if names is None:
+        names = range(n_samples)
+    return tuple(str(name) for name in names)
 
 
 def _cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
