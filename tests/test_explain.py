@@ -98,7 +98,7 @@ def test_key_added_writes_into_the_anndata(scratch, study):
     assert list(adata.obsm["ig"].columns) == list(scratch.vocab_.genes)
     assert list(adata.obs["ig_target"].astype(str)) == list(result.target)
     assert adata.uns["ig"]["ranking"].index[0] == result.ranking().index[0]
-    assert adata.uns["ig"]["params"]["baseline"] == "gene_center"
+    assert adata.uns["ig"]["params"]["baseline"] == "mean_profile"
     with pytest.raises(TypeError, match="needs an AnnData"):
         scratch.explain(adata.to_df(), key_added="ig")
 

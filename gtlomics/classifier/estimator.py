@@ -599,6 +599,13 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         """Fit, then return the embeddings of ``X`` (same as ``fit(X, y).transform(X)``)."""
         return self.fit(X, y).transform(X)
 
+    def _attribution_baseline(self) -> torch.Tensor:
+        """The training samples' mean profile over every model input (standardised zero)."""
+        model = self.model_.members[0] if isinstance(self.model_, SeedEnsemble) else self.model_
+        if isinstance(model.head, GeneReadoutHead):
+            return model.head.readout_center
+        return model.encoder.gene_center
+
     def explain(
         self,
         X: Any,
@@ -611,8 +618,8 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         """Per-sample, per-gene attributions of the call, by integrated gradients.
 
         Each gene's attribution is its share of the change in the log-probability of the
-        explained class between the baseline (the encoder's ``gene_center``: the standardised
-        zero, an average profile) and the sample; per sample they sum to that change (see
+        explained class between the baseline (the training samples' mean profile: the
+        standardised zero) and the sample; per sample they sum to that change (see
         :mod:`gtlomics.classifier.explain` for the method and why). Every sample is explained on
         its own, so its attributions do not depend on the other samples passed.
 
@@ -645,7 +652,7 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
             self.model_,
             values,
             present,
-            self.model_.encoder.gene_center,
+            self._attribution_baseline(),
             torch.as_tensor(targets),
             n_steps=n_steps,
             batch_size=batch_size,

@@ -15,12 +15,14 @@ one). The logits of a softmax classifier are defined only up to a shift shared b
 single logit's attributions can carry a component common to every class; the log-probability
 does not, and it is what :meth:`~gtlomics.classifier.GTLClassifier.predict_proba` reports.
 
-**Baseline.** ``x0`` is the encoder's per-gene centre ``gene_center``: the model standardises
-every input as ``(value − gene_center) / gene_scale``, so the baseline is the *standardised zero*,
-the average profile of the samples the standardisation was fitted on (the training samples for
-a from-scratch model, the pre-training corpus for a foundation). An attribution therefore answers
-"how much does this gene's deviation from the average profile move the call". An all-zero input
-would instead be a sample in which no gene is expressed, far outside any data the model saw.
+**Baseline.** ``x0`` is the mean profile of the samples the model's input standardisation was
+fitted on: the training samples (``GTLClassifier(standardize="study")``, the default; the
+read-out head's ``readout_center``, which covers every input gene) or, with
+``standardize="foundation"`` and a pooled head, the pre-training corpus (the encoder's
+``gene_center``). The model standardises every input as ``(value − center) / scale``, so the
+baseline is the *standardised zero*. An attribution therefore answers "how much does this gene's
+deviation from the average profile move the call". An all-zero input would instead be a sample in
+which no gene is expressed, far outside any data the model saw.
 
 **Absent genes** (``present`` False: vocabulary genes the input lacks) are replaced by the mask
 embedding inside the model, carry no gradient and get attribution exactly zero.
@@ -72,7 +74,7 @@ class GeneAttributions:
     method : str
         ``"integrated_gradients"``.
     baseline : str
-        What the baseline input was (``"gene_center"``: the standardised zero).
+        What the baseline input was (``"mean_profile"``: the standardised zero).
     """
 
     values: np.ndarray
@@ -82,7 +84,7 @@ class GeneAttributions:
     convergence_delta: np.ndarray
     n_steps: int
     method: str = "integrated_gradients"
-    baseline: str = "gene_center"
+    baseline: str = "mean_profile"
 
     def to_frame(self) -> pd.DataFrame:
         """Attributions as a DataFrame: samples × genes."""
