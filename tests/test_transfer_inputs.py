@@ -192,3 +192,11 @@ def test_stratified_group_kfold_never_splits_a_group():
     for split in StratifiedGroupKFoldCV(4).splits(y, groups, seed=0):
         assert not set(groups[split.train]) & set(groups[split.test])
         assert set(y[split.test]) == {"a", "b"}
+
+
+def test_input_without_the_foundation_genes_is_refused(off_corpus, gtl):
+    study = gtl.fewshot(12)
+    renamed = study.copy()
+    renamed.var_names = [f"other_{gene}" for gene in study.var_names]
+    with pytest.raises(ValueError, match=r"Only 0 of the foundation's \d+ genes"):
+        GTLClassifier(foundation=off_corpus, **FAST).fit(renamed, _labels(study))

@@ -38,6 +38,7 @@ from gtlomics.classifier.inputs import (
     Table,
     anndata_gene_ids,
     check_non_negative,
+    check_token_overlap,
     child_seeds,
     encode_labels,
     is_anndata,
@@ -480,6 +481,8 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         """Encoder tokens first, then (read-out head) the study's extra most variable genes."""
         tokens, config = self._token_vocabulary(table)
         config = replace(config, input_scale=self.input_scale)
+        if self.foundation_ is not None:
+            check_token_overlap(tokens, table.gene_ids, config.min_overlap)
         if self.head != "readout" or self.n_readout_genes == 0:
             return tokens, config
         distinct = tuple(dict.fromkeys(strip_ensembl_version(table.gene_ids).tolist()))

@@ -23,6 +23,7 @@ __all__ = [
     "Table",
     "anndata_gene_ids",
     "check_non_negative",
+    "check_token_overlap",
     "child_seeds",
     "encode_labels",
     "is_anndata",
@@ -76,6 +77,23 @@ def check_non_negative(matrix: np.ndarray | sp.spmatrix, where: str) -> None:
             "log-scale values (>= 0). Did you pass z-scored, VST or log-ratio data? Pass "
             "input_scale='real' to use such values as given, or pass the raw counts (e.g. "
             "layer='counts')."
+        )
+
+
+def check_token_overlap(tokens: GeneVocab, gene_ids: tuple[str, ...], min_overlap: float) -> None:
+    """Refuse input that holds too few of the foundation's gene tokens.
+
+    The read-out head may add the study's own genes to the vocabulary, which would otherwise let
+    an input with none of the encoder's genes pass the overlap check of the whole vocabulary.
+    """
+    positions = tokens.positions(gene_ids)
+    n_found = int(np.unique(positions[positions >= 0]).size)
+    if n_found == 0 or n_found < min_overlap * len(tokens):
+        raise ValueError(
+            f"Only {n_found} of the foundation's {len(tokens)} genes were found in the input "
+            f"(min_overlap={min_overlap:.0%}). Example foundation gene: {tokens.genes[0]!r}; "
+            f"example input gene: {gene_ids[0]!r}. Are both the same id type (Ensembl, symbol, "
+            "RefSeq)? Map the ids, or pass gene_column= to read another adata.var column."
         )
 
 
