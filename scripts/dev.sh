@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for the two README commands:
 #   bash scripts/dev.sh demo   -> set up .venv if needed, then run `gtlomics demo`
-#   bash scripts/dev.sh test   -> set up .venv if needed, then run the test suite
+#   bash scripts/dev.sh test   -> set up .venv if needed, build the docs (so a broken docstring
+#                                 fails), then run the test suite
 #   bash scripts/dev.sh docs   -> set up .venv if needed, then build the API reference (Sphinx,
 #                                 offline, warnings are errors) into docs/_build/html
 # Set-up installs the CPU build torch==2.13.0 unless a torch is already importable in the venv
@@ -28,6 +29,10 @@ setup() {
   touch "$stamp"
 }
 
+build_docs() {
+  "$venv/bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html "$@"
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
@@ -37,11 +42,12 @@ case "$cmd" in
     ;;
   test)
     setup
+    build_docs
     exec "$venv/bin/python" -m pytest "$@"
     ;;
   docs)
     setup
-    exec "$venv/bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html "$@"
+    build_docs "$@"
     ;;
   setup)
     setup
