@@ -23,8 +23,8 @@ p-value of the first repeat's pooled AUROC (labels permuted 2,000 times over fix
 predictions: is the ranking better than chance? It does not refit, so it ignores fold-to-fold
 dependence).
 
-Run (one process per task group; each writes ``OUT/<task>/``; then ``--collect`` writes the
-table)::
+Run (one process per task group; each writes a report to ``OUT/<task>/``; then ``--collect``
+writes the table to ``OUT/results.md``)::
 
     OMP_NUM_THREADS=1 .venv/bin/python examples/multi_study_benchmark.py --tasks osd758,aging
     OMP_NUM_THREADS=1 .venv/bin/python examples/multi_study_benchmark.py \\
@@ -176,8 +176,8 @@ def build_task_foundation(sets: dict, task: Task, seed: int, value_encoding: str
     return foundation, description
 
 
-def run_task(sets: dict, task: Task, out: Path, seed: int, value_encoding: str) -> pd.DataFrame:
-    """Evaluate every arm on one task; write the report and ``summary.csv``; return the summary."""
+def run_task(sets: dict, task: Task, out: Path, seed: int, value_encoding: str) -> None:
+    """Evaluate every arm on one task and write its report to ``out/<task>``."""
     from gtlomics.evaluation.experiment import ExperimentSpec, run_experiment
 
     foundation, description = build_task_foundation(sets, task, seed, value_encoding)
@@ -191,49 +191,51 @@ def run_task(sets: dict, task: Task, out: Path, seed: int, value_encoding: str) 
         n_repeats=task.n_repeats,
         random_state=seed,
         title=f"{task.title} (REAL data)",
-        data_note=f"REAL data. Foundation corpus: {description}. Sizes: {FOUNDATION_SIZES}.",
+        data_note=f"REAL data. Foundation corpus: {description}. Sizes: {FOUNDATION_SIZES}. "
+        f"Value encoding: {value_encoding}.",
     )
     adata = sets[task.dataset]
     adata.obs[task.label_key] = adata.obs[task.label_key].astype(str)
-    outcome = run_experiment(spec, adata, out / task.name, foundation=foundation)
-    summary = task_summary(outcome.result, task)
-    summary.to_csv(out / task.name / "summary.csv", index=False)
-    print(summary.to_string(index=False), flush=True)
-    return summary
+    run_experiment(spec, adata, out / task.name, foundation=foundation)
+    print(task_summary(out / task.name).to_string(index=False), flush=True)
 
 
-def task_summary(result, task: Task) -> pd.DataFrame:
-    """Per arm: per-fold AUROC, pooled AUROC and log-loss, probability spread, permutation p."""
-    from gtlomics.evaluation.compare import pooled_scores
-
-    pooled = pooled_scores(result).groupby("arm", sort=False)[["auroc", "log_loss"]].mean()
-    positive = f"proba:{result.classes[-1]}"
+def task_summary(report: Path) -> pd.DataFrame:
+    """Per arm, from a written report: per-fold and pooled AUROC, log-loss, spread, perm. p."""
+    scores = pd.read_csv(report / "results.csv")
+    predictions = pd.read_csv(report / "predictions.csv")
+    pooled = pd.read_csv(report / "pooled.csv").groupby("arm", sort=False)
+    pooled = pooled[["auroc", "log_loss"]].mean()
+    probabilities = sorted(c for c in predictions.columns if c.startswith("proba:"))[-1]
     rows = []
-    for arm, scores in result.scores.groupby("arm", sort=False):
-        predictions = result.predictions[result.predictions["arm"] == arm]
-        spread = predictions.groupby(["repeat", "fold"])[positive].std().mean()
+    for arm, per_fold in scores.groupby("arm", sort=False):
+        own = predictions[predictions["arm"] == arm]
         rows.append(
             {
-                "task": task.name,
+                "task": report.name,
                 "arm": arm,
-                "auroc_per_fold": scores["auroc"].mean(),
-                "auroc_per_fold_sd": scores["auroc"].std(),
+                "auroc_per_fold": per_fold["auroc"].mean(),
+                "auroc_per_fold_sd": per_fold["auroc"].std(),
                 "auroc_pooled": pooled.loc[arm, "auroc"],
                 "log_loss_pooled": pooled.loc[arm, "log_loss"],
-                "test_proba_sd": spread,
-                "permutation_p": permutation_p(predictions, result.classes[-1], positive),
+                "test_proba_sd": own.groupby(["repeat", "fold"])[probabilities].std().mean(),
+                "permutation_p": permutation_p(own),
             }
         )
     return pd.DataFrame(rows)
 
 
-def permutation_p(predictions: pd.DataFrame, positive_class, column: str) -> float:
-    """p-value of the first repeat's pooled AUROC against label permutations (fixed scores)."""
+def permutation_p(predictions: pd.DataFrame) -> float:
+    """p-value of the first repeat's pooled AUROC against label permutations (fixed scores).
+
+    ``score`` is the positive-class probability, or the decision value of arms without one.
+    """
     from sklearn.metrics import roc_auc_score
 
     first = predictions[predictions["repeat"] == predictions["repeat"].min()]
-    truth = (first["y_true"].astype(str) == str(positive_class)).to_numpy()
-    scores = first[column].to_numpy(float)
+    positive = sorted(first["y_true"].astype(str).unique())[-1]
+    truth = (first["y_true"].astype(str) == positive).to_numpy()
+    scores = first["score"].to_numpy(float)
     observed = roc_auc_score(truth, scores)
     rng = np.random.default_rng(0)
     null = [roc_auc_score(rng.permutation(truth), scores) for _ in range(N_PERMUTATIONS)]
@@ -242,9 +244,10 @@ def permutation_p(predictions: pd.DataFrame, positive_class, column: str) -> flo
 
 def collect(out: Path) -> str:
     """One markdown table over every task summary found under ``out``."""
-    frames = [pd.read_csv(path) for path in sorted(out.glob("*/summary.csv"))]
-    if not frames:
-        raise SystemExit(f"No */summary.csv under {out}; run some --tasks first.")
+    reports = [out / name for name in TASKS if (out / name / "pooled.csv").is_file()]
+    if not reports:
+        raise SystemExit(f"No task report under {out}; run some --tasks first.")
+    frames = [task_summary(report) for report in reports]
     table = pd.concat(frames)
     lines = [
         "| task | arm | per-fold AUROC | pooled AUROC | pooled log-loss | test-prob sd | perm. p |",
