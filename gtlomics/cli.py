@@ -22,7 +22,9 @@ from pathlib import Path
 
 __all__ = ["build_parser", "main"]
 
-DEFAULT_ARMS = "logreg,linear_svm,random_forest,knn,scratch,pretrained,gtl"
+DEFAULT_ARMS = (
+    "logreg,linear_svm,random_forest,knn,scratch,probe,pretrained,gtl,gtl_shuffled,gtl_constant"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +79,12 @@ def _add_foundation(commands) -> None:
     build.add_argument("--gene-column", help="var column with gene ids (default var_names)")
     build.add_argument("--n-genes", type=int, help="vocabulary size (most variable genes)")
     build.add_argument("--n-scouts", type=int, help="number of scouts / cousin tasks")
+    build.add_argument(
+        "--batch-key", help="obs column naming each sample's study: standardise studies alone"
+    )
+    build.add_argument(
+        "--value-encoding", default="log", choices=["log", "rank"], help="input values or ranks"
+    )
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--checkpoint-dir", help="resumable checkpoints")
     build.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda:N")
@@ -94,8 +102,10 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("--data", required=True, help="labelled samples (.h5ad, raw counts)")
     evaluate.add_argument("--label-key", required=True, help="obs column with the labels")
     evaluate.add_argument("--classes", help="comma-separated classes to keep (default all)")
-    evaluate.add_argument("--protocol", default="kfold", choices=["kfold", "loo", "logo", "cross"])
-    evaluate.add_argument("--group-key", help="obs column of groups (logo, cross)")
+    evaluate.add_argument(
+        "--protocol", default="kfold", choices=["kfold", "group_kfold", "loo", "logo", "cross"]
+    )
+    evaluate.add_argument("--group-key", help="obs column of groups (group_kfold, logo, cross)")
     evaluate.add_argument("--test-data", help="second .h5ad: cross-dataset, fit --data, test this")
     evaluate.add_argument("--train-group", help="cross: group to fit on")
     evaluate.add_argument("--test-group", help="cross: group to test on")
@@ -155,7 +165,9 @@ def _run_foundation_build(args, say) -> None:
     out = Path(args.out) if args.out else default_foundation_dir()
     _check_build_paths(out, args)
     corpus = _read_h5ad(args.input)
-    preprocessing = PreprocessingConfig(layer=args.layer, gene_column=args.gene_column)
+    preprocessing = PreprocessingConfig(
+        layer=args.layer, gene_column=args.gene_column, value_encoding=args.value_encoding
+    )
     say(f"Building a foundation ({args.preset}) on {corpus.n_obs} samples from {args.input}...")
     foundation = build_foundation(
         corpus,
@@ -168,6 +180,7 @@ def _run_foundation_build(args, say) -> None:
         progress=not args.quiet,
         checkpoint_dir=args.checkpoint_dir,
         device=args.device,
+        batch_key=args.batch_key,
     )
     saved = foundation.save(out, overwrite=args.overwrite)
     say(f"Saved foundation to {saved}")
@@ -182,6 +195,11 @@ def _run_streaming_build(args, say) -> None:
         raise ValueError(
             "--checkpoint-dir does not apply with --stream (streaming pre-training does not "
             "checkpoint yet); drop it, or build without --stream if the corpus fits in memory."
+        )
+    if args.batch_key or args.value_encoding != "log":
+        raise ValueError(
+            "--batch-key and --value-encoding rank are not supported with --stream yet; drop "
+            "them, or build without --stream if the corpus fits in memory."
         )
     out = Path(args.out) if args.out else default_foundation_dir()
     _check_build_paths(out, args)

@@ -66,7 +66,10 @@ def test_foundation_build_command_saves_a_loadable_foundation(tmp_path, syntheti
     synthetic_corpus[:60].copy().write_h5ad(corpus)
     out = tmp_path / "foundation"
     args = ["-q", "foundation", "build", "--input", str(corpus), "--out", str(out)]
-    assert main([*args, "--preset", "tiny", "--n-genes", "48", "--n-scouts", "3"]) == 0
+    sizes = ["--preset", "tiny", "--n-genes", "48", "--n-scouts", "3"]
+    assert main([*args, *sizes, "--batch-key", "cluster", "--value-encoding", "rank"]) == 0
     foundation = Foundation.load(out)
     assert foundation.n_genes == 48 and foundation.provenance.n_scouts == 3
     assert foundation.provenance.corpus.startswith("corpus.h5ad")
+    assert foundation.provenance.build_config["batch_key"] == "cluster"
+    assert foundation.preprocessing.value_encoding == "rank"

@@ -200,3 +200,19 @@ def test_input_without_the_foundation_genes_is_refused(off_corpus, gtl):
     renamed.var_names = [f"other_{gene}" for gene in study.var_names]
     with pytest.raises(ValueError, match=r"Only 0 of the foundation's \d+ genes"):
         GTLClassifier(foundation=off_corpus, **FAST).fit(renamed, _labels(study))
+
+
+def test_rank_encoded_foundation_fits_and_predicts(gtl):
+    corpus = gtl.design().sample(120, clusters=[1, 2, 3], random_state=6)
+    foundation = build_foundation(
+        corpus,
+        preset=gtl.MICRO_PRESET,
+        random_state=0,
+        batch_key="cluster",
+        preprocessing=PreprocessingConfig(value_encoding="rank"),
+    )
+    assert foundation.preprocessing.value_encoding == "rank"
+    study = gtl.fewshot(12)
+    clf = GTLClassifier(foundation=foundation, **FAST).fit(study, _labels(study))
+    assert clf.preprocessing_.value_encoding == "rank"
+    assert clf.predict_proba(study)[:, 1].std() > 0
