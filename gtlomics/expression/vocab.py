@@ -10,6 +10,7 @@ import numpy as np
 
 from gtlomics.expression.config import PreprocessingConfig
 from gtlomics.expression.ids import duplicated_ids, strip_ensembl_version
+from gtlomics.expression.variable_genes import most_variable_genes
 
 __all__ = ["GeneVocab"]
 
@@ -107,9 +108,7 @@ class GeneVocab:
         flavor
             Ranking statistic, see above.
         """
-        from gtlomics.expression.variable_genes import most_variable_genes
-
         if int(n_genes) < 1:
             raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
         config = config or PreprocessingConfig()
-        return cls(most_variable_genes(X, int(n_genes), config, gene_ids, flavor))
+        return cls(most_variable_genes(X, int(n_genes), config, gene_ids, flavor, vocab_class=cls))
