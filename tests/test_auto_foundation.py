@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from gtlomics import GTLClassifier
@@ -129,3 +130,15 @@ def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(auto.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert auto.auto_cache_dir() == tmp_path / "xdg" / "gtlomics" / "foundations" / "auto"
+
+
+def test_key_depends_on_values_not_on_their_storage():
+    values = np.random.default_rng(0).poisson(3, size=(300, 20)).astype(np.float32)
+    ids = [f"g{i}" for i in range(20)]
+
+    def key(matrix, seed=0, device="cpu"):
+        return auto.auto_foundation_key(matrix, ids, auto.AUTO_PRESET, seed, device)
+
+    assert key(values) == key(values.astype(np.float64)) == key(np.asfortranarray(values))
+    assert key(sp.csr_matrix(values)) == key(sp.csc_matrix(values)) == key(sp.coo_matrix(values))
+    assert len({key(values), key(values, seed=1), key(values, device="cuda")}) == 3

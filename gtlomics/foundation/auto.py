@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -154,14 +154,18 @@ def auto_foundation_key(
     return digest.hexdigest()[:32]
 
 
-def _value_blocks(matrix: Any) -> list[bytes]:
+def _value_blocks(matrix: Any, rows_per_block: int = 256) -> Iterator[bytes]:
+    """The matrix's values as float64 bytes, a block of rows at a time (no full-size copy)."""
     if sp.issparse(matrix):
         csr = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
         csr.sum_duplicates()  # canonical: sorted indices, no duplicates
         csr.eliminate_zeros()
         arrays = (csr.indptr.astype(np.int64), csr.indices.astype(np.int64), csr.data)
-        return [array.tobytes() for array in arrays]
-    return [np.ascontiguousarray(matrix, dtype=np.float64).tobytes()]
+        yield from (array.tobytes() for array in arrays)
+        return
+    for start in range(0, matrix.shape[0], rows_per_block):
+        block = matrix[start : start + rows_per_block]
+        yield np.ascontiguousarray(block, dtype=np.float64).tobytes()
 
 
 def auto_foundation(
