@@ -30,6 +30,15 @@ def _single_torch_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(autouse=True)
+def _private_caches(monkeypatch, tmp_path_factory):
+    """Give every test its own cache folder (never the user's) and no auto foundation in memory."""
+    from gtlomics.foundation import auto
+
+    monkeypatch.setenv(auto.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+    auto.clear_memory_cache()
+
+
 def shared_data_dir() -> Path:
     """Where the real public test data lives: $GTLOMICS_SHARED_DATA or ../shared/data."""
     return Path(os.environ.get("GTLOMICS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

@@ -195,10 +195,10 @@ def test_auto_builds_a_small_foundation_from_the_fit_samples(gtl, monkeypatch, t
     data = gtl.fewshot(16, random_state=5)
     labels = data.obs["condition"].astype(object).to_numpy()
     labels[:4] = np.nan  # unlabelled samples still feed the foundation
-    with caplog.at_level(logging.INFO, logger="gtlomics.classifier"):
+    with caplog.at_level(logging.INFO, logger="gtlomics"):
         clf = GTLClassifier(n_genes=32, **FAST).fit(data, labels)
-    assert "building a small one from the 16 samples" in caplog.text
-    assert "(4 unlabelled)" in caplog.text
+    assert "using a small one built from the 16 samples given to fit (4 unlabelled)" in caplog.text
+    assert "Built the auto foundation of these 16 samples" in caplog.text
     assert clf.foundation_.provenance.n_samples == 16
     assert len(clf.foundation_.vocab) == 32
     assert clf.predict(data).shape == (16,)

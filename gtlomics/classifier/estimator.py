@@ -456,24 +456,22 @@ class GTLClassifier(ClassifierMixin, BaseEstimator):
         return self._build_auto_foundation(table, labelled, seed)
 
     def _build_auto_foundation(self, table: Table, labelled: np.ndarray, seed: int) -> Foundation:
-        n_samples = table.matrix.shape[0]
+        from gtlomics.foundation.auto import auto_foundation
+
         logger.info(
             "GTLClassifier: no default foundation (set %s or run `gtlomics foundation build`); "
-            "building a small one from the %d samples given to fit (%d unlabelled).",
+            "using a small one built from the %d samples given to fit (%d unlabelled).",
             ENV_VAR,
-            n_samples,
+            table.matrix.shape[0],
             int((~labelled).sum()),
         )
-        corpus = read_expression(table.matrix, gene_ids=list(table.gene_ids))
-        return Foundation.build(
-            corpus,
-            preset="small",
-            n_genes=min(self.n_genes, len(table.gene_ids)),
-            corpus_description=f"the {n_samples} samples passed to GTLClassifier.fit",
-            random_state=seed,
-            progress=self.verbose > 0,
+        return auto_foundation(
+            read_expression(table.matrix, gene_ids=list(table.gene_ids)),
+            max_genes=self.n_genes,
+            random_state=None if self.random_state is None else seed,
             device=self.device_,
-        )
+            progress=self.verbose > 0,
+        ).foundation
 
     def _vocabulary(
         self, table: Table, labelled: np.ndarray

@@ -1,9 +1,11 @@
-"""Download cache: atomic, resume-safe, checksum-verified fetching of remote or mirrored files.
+"""Download cache for OSDR and recount3 files: pooch fetches, gtlomics names and checks.
 
-A file is fetched from ``http(s)://`` into the cache directory, or read in place from a
-``file://`` URL or a plain path (directory mirrors). Downloads are written to a temporary file in
-the cache folder and moved into place with :func:`os.replace` only after the whole body arrived and
-its sha256 matched, so an interrupted or bad download never looks complete.
+A file is fetched from ``http(s)://`` into the cache directory with :func:`pooch.retrieve`
+(streamed to a temporary file in the cache folder, moved into place only after its sha256
+matched), or read in place from a ``file://`` URL or a plain path (directory mirrors). gtlomics
+adds what pooch leaves to its callers: the cache layout, retries of transient failures, errors
+that name the URL, checksums of decompressed mirror files, and eviction of files that do not
+parse.
 
 The cache directory is, in order: the ``cache_dir`` argument, ``$GTLOMICS_CACHE``,
 ``~/.cache/gtlomics``.
@@ -11,18 +13,18 @@ The cache directory is, in order: the ``cache_dir`` argument, ``$GTLOMICS_CACHE`
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import logging
 import os
-import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pooch
+import requests
 
 from gtlomics._version import __version__
 from gtlomics.datasets.errors import ChecksumMismatchError, DataFormatError, DownloadError
@@ -35,12 +37,12 @@ __all__ = [
     "join_url",
     "read_url_bytes",
     "resolve_cache_dir",
-    "sha256_file",
     "to_local_path",
 ]
 
 CACHE_ENV = "GTLOMICS_CACHE"
 _RETRY_HTTP_CODES = frozenset({408, 429, 500, 502, 503, 504})
+_HEADERS = {"User-Agent": f"gtlomics/{__version__}"}
 
 
 @dataclass(frozen=True)
@@ -147,15 +149,6 @@ def join_url(base: str | os.PathLike, *parts: str) -> str:
     return "/".join([text, *(p.strip("/") for p in parts)])
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch(
     url: str,
     *,
@@ -177,8 +170,9 @@ def fetch(
     relpath : str, optional
         Location inside the cache; defaults to the URL's host and path.
     sha256 : str, optional
-        Expected hex digest (a ``sha256:`` prefix is accepted). A remote file that does not match
-        is deleted and :class:`ChecksumMismatchError` is raised.
+        Expected hex digest (a ``sha256:`` prefix is accepted). A cached copy that does not match
+        is downloaded again; a download that does not match is deleted and
+        :class:`ChecksumMismatchError` is raised.
     config : DownloadConfig, optional
         Timeouts and retries.
     progress : bool
@@ -196,12 +190,19 @@ def fetch(
         return _use_local(url, expected, content_sha256)
     config = config or DownloadConfig()
     target = _cache_target(resolve_cache_dir(cache_dir), relpath or _default_relpath(url))
-    if target.is_file():
-        cached = _check_cached(target, url, expected)
-        if cached is not None:
-            return cached
-    digest = _download_with_retries(url, target, config, progress)
-    _verify(digest, expected, target, url)
+    downloader = _HashingDownloader(config, progress)
+    try:
+        _with_retries(url, config, lambda: _retrieve(url, target, expected, downloader))
+    except ValueError as error:  # pooch: the download's sha256 is not the expected one
+        if downloader.sha256 in (None, expected):
+            raise
+        target.unlink(missing_ok=True)
+        raise ChecksumMismatchError(
+            f"checksum mismatch for {target.name} downloaded from {url}: expected sha256 "
+            f"{expected}, got {downloader.sha256}; the download was deleted. Retry later, or "
+            "check the checksum table."
+        ) from error
+    digest = expected or _sha256(target)
     return FetchedFile(target, url, digest, expected is not None, in_cache=True)
 
 
@@ -245,7 +246,7 @@ def _use_local(url: str, expected: str | None, content_sha256) -> FetchedFile:
     path = to_local_path(url)
     if not path.is_file():
         raise DownloadError(f"{url} does not exist; check the mirror directory and file name")
-    digest = sha256_file(path)
+    digest = _sha256(path)
     if expected is None or digest == expected:
         return FetchedFile(path, str(url), digest, expected is not None)
     alternative = content_sha256(path) if content_sha256 is not None else None
@@ -258,33 +259,42 @@ def _use_local(url: str, expected: str | None, content_sha256) -> FetchedFile:
     )
 
 
-def _check_cached(target: Path, url: str, expected: str | None) -> FetchedFile | None:
-    digest = sha256_file(target)
-    if expected is None or digest == expected:
-        return FetchedFile(target, url, digest, expected is not None, in_cache=True)
-    target.unlink()  # a stale or damaged cache entry: fetch it again
-    return None
+class _HashingDownloader:
+    """pooch's HTTP downloader with our timeout and headers; remembers the sha256 it fetched."""
+
+    def __init__(self, config: DownloadConfig, progress: bool) -> None:
+        self._http = pooch.HTTPDownloader(
+            progressbar=progress,
+            chunk_size=config.chunk_bytes,
+            timeout=config.timeout_s,
+            headers=_HEADERS,
+        )
+        self.sha256: str | None = None
+
+    def __call__(self, url: str, output_file: str, pooch_instance) -> None:
+        self._http(url, output_file, pooch_instance)
+        self.sha256 = _sha256(output_file)
 
 
-def _verify(digest: str, expected: str | None, target: Path, url: str) -> None:
-    if expected is None or digest == expected:
-        return
-    target.unlink(missing_ok=True)
-    raise ChecksumMismatchError(
-        f"checksum mismatch for {target.name} downloaded from {url}: expected sha256 {expected}, "
-        f"got {digest}; the download was deleted. Retry later, or check the checksum table."
-    )
+def _retrieve(url: str, target: Path, expected: str | None, downloader) -> None:
+    known_hash = None if expected is None else f"sha256:{expected}"
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # its hints (e.g. "use this known_hash") address pooch users
+    try:
+        pooch.retrieve(url, known_hash, target.name, target.parent, downloader=downloader)
+    finally:
+        logger.setLevel(level)
 
 
-def _download_with_retries(url: str, target: Path, config: DownloadConfig, progress: bool) -> str:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return _with_retries(url, config, lambda: _download_once(url, target, config, progress))
+def _sha256(path: str | os.PathLike) -> str:
+    return pooch.file_hash(str(path), alg="sha256")
 
 
 def _with_retries(url: str, config: DownloadConfig, attempt_fn):
     for attempt in range(config.retries + 1):
         try:
-            return attempt_fn()
+            return _classified(url, attempt_fn)
         except _TransientError as exc:
             if attempt == config.retries:
                 raise DownloadError(
@@ -299,75 +309,31 @@ class _TransientError(Exception):
     """A failure worth retrying."""
 
 
-def _open(url: str, config: DownloadConfig):
-    request = urllib.request.Request(url, headers={"User-Agent": f"gtlomics/{__version__}"})
+def _classified(url: str, attempt_fn):
+    """Run ``attempt_fn``; a requests failure becomes :class:`_TransientError` or DownloadError."""
     try:
-        return urllib.request.urlopen(request, timeout=config.timeout_s)  # follows redirects
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code in _RETRY_HTTP_CODES:
-            raise _TransientError(f"HTTP {exc.code} {exc.reason}") from exc
+        return attempt_fn()
+    except requests.HTTPError as exc:
+        code, reason = exc.response.status_code, exc.response.reason
+        if code in _RETRY_HTTP_CODES:
+            raise _TransientError(f"HTTP {code} {reason}") from exc
         raise DownloadError(
-            f"{url} answered HTTP {exc.code} {exc.reason}; check the accession or file name"
+            f"{url} answered HTTP {code} {reason}; check the accession or file name"
         ) from exc
-    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise _TransientError(f"truncated body ({exc})") from exc
+    except requests.RequestException as exc:
         raise _TransientError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _stream(response, sink, config: DownloadConfig, url: str, bar) -> int:
-    expected_len = response.headers.get("Content-Length")
-    n_bytes = 0
-    try:
-        while block := response.read(config.chunk_bytes):
-            sink(block)
-            n_bytes += len(block)
-            if bar is not None:
-                bar.update(len(block))
-    except (TimeoutError, OSError, http.client.HTTPException) as exc:
-        raise _TransientError(f"connection broke after {n_bytes} bytes: {exc!r}") from exc
-    if expected_len is not None and expected_len.isdigit() and n_bytes != int(expected_len):
-        raise _TransientError(f"truncated body: got {n_bytes} of {expected_len} bytes")
-    return n_bytes
 
 
 def _read_all(url: str, config: DownloadConfig, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
-
-    def sink(block: bytes) -> None:
-        chunks.append(block)
-        if sum(map(len, chunks)) > max_bytes:
-            raise DownloadError(f"{url} sent more than {max_bytes} bytes; is this an API answer?")
-
-    with _open(url, config) as response:
-        _stream(response, sink, config, url, None)
+    with requests.get(url, headers=_HEADERS, timeout=config.timeout_s, stream=True) as response:
+        response.raise_for_status()
+        for block in response.iter_content(config.chunk_bytes):
+            chunks.append(block)
+            if sum(map(len, chunks)) > max_bytes:
+                raise DownloadError(
+                    f"{url} sent more than {max_bytes} bytes; is this an API answer?"
+                )
     return b"".join(chunks)
-
-
-def _download_once(url: str, target: Path, config: DownloadConfig, progress: bool) -> str:
-    digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, _open(url, config) as response:
-            bar = _progress_bar(response, target.name) if progress else None
-            try:
-                _stream(response, lambda b: (out.write(b), digest.update(b)), config, url, bar)
-            finally:
-                if bar is not None:
-                    bar.close()
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return digest.hexdigest()
-
-
-def _progress_bar(response, name: str):
-    from tqdm.auto import tqdm
-
-    total = response.headers.get("Content-Length")
-    return tqdm(
-        total=int(total) if total and total.isdigit() else None,
-        unit="B",
-        unit_scale=True,
-        desc=name,
-    )

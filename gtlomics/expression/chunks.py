@@ -16,7 +16,7 @@ from gtlomics.expression.table import ExpressionTable, is_anndata, read_expressi
 if TYPE_CHECKING:
     from gtlomics.expression.vocab import GeneVocab
 
-__all__ = ["PreparedChunk", "iter_prepared_chunks"]
+__all__ = ["H5adArrays", "PreparedChunk", "h5ad_arrays", "iter_prepared_chunks"]
 
 
 @dataclass(frozen=True)
@@ -86,16 +86,52 @@ def _iter_h5ad(path: Path, config: PreprocessingConfig, chunk_size: int):
     if not path.is_file():
         raise FileNotFoundError(f"No .h5ad file at {path}.")
     with h5py.File(path, "r") as handle:
-        matrix = _h5_matrix(handle, config.layer, path)
-        gene_ids = _h5_gene_ids(handle, config.gene_column)
-        sample_ids = np.asarray(_h5_index(handle["obs"]), dtype=object)
+        arrays = h5ad_arrays(handle, config, path)
+        matrix = arrays.matrix
         reader = matrix if isinstance(matrix, h5py.Dataset) else ad.io.sparse_dataset(matrix)
         for start in range(0, reader.shape[0], chunk_size):
             stop = min(start + chunk_size, reader.shape[0])
+            rows = slice(start, stop)
             block = read_expression(
-                reader[start:stop], gene_ids=gene_ids, sample_ids=sample_ids[start:stop]
+                reader[rows], gene_ids=arrays.gene_ids, sample_ids=arrays.sample_ids[rows]
             )
             yield start, block
+
+
+@dataclass(frozen=True)
+class H5adArrays:
+    """What a row reader needs from an open ``.h5ad``, read lazily where it can be.
+
+    Attributes
+    ----------
+    matrix
+        ``X`` or the configured layer: an ``h5py.Dataset`` (dense) or a CSR group, not read yet.
+    gene_ids
+        ``(n_genes,)`` ids: ``var``'s index, or the configured ``gene_column``.
+    sample_ids
+        ``(n_samples,)`` ids: ``obs``'s index.
+    """
+
+    matrix: Any
+    gene_ids: np.ndarray
+    sample_ids: np.ndarray
+
+
+def h5ad_arrays(handle: Any, config: PreprocessingConfig, path: Path) -> H5adArrays:
+    """The matrix (per ``config.layer``) and the ids of an ``.h5ad`` opened with h5py.
+
+    Raises
+    ------
+    KeyError
+        The layer or ``config.gene_column`` is not in the file.
+    ValueError
+        The matrix is CSC (rows cannot be sliced).
+    """
+    return H5adArrays(
+        _h5_matrix(handle, config.layer, path),
+        _h5_gene_ids(handle, config.gene_column),
+        np.asarray(_h5_index(handle["obs"]), dtype=object),
+    )
 
 
 def _h5_matrix(handle, layer: str | None, path: Path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,9 @@ import pandas as pd
 from gtlomics.expression.config import PreprocessingConfig
 from gtlomics.expression.prepare import prepare_table
 from gtlomics.expression.table import read_expression
+
+if TYPE_CHECKING:  # the vocabulary module calls this one, never the other way round
+    from gtlomics.expression.vocab import GeneVocab
 
 __all__ = ["Flavor", "dispersion_scores", "most_variable_genes", "variance_scores"]
 
@@ -24,14 +27,18 @@ def most_variable_genes(
     gene_ids: Any = None,
     flavor: Flavor = "variance",
     batches: Any = None,
+    *,
+    vocab_class: type[GeneVocab],
 ) -> tuple[str, ...]:
-    """Ids of the ``n_genes`` most variable genes, most variable first (see GeneVocab)."""
-    from gtlomics.expression.vocab import GeneVocab
+    """Ids of the ``n_genes`` most variable genes, most variable first.
 
+    See :meth:`GeneVocab.from_most_variable`, which passes itself as ``vocab_class`` (the
+    vocabulary of every gene the normalisation aligns to).
+    """
     table = read_expression(
         X, layer=config.layer, gene_column=config.gene_column, gene_ids=gene_ids
     )
-    every_gene = GeneVocab(tuple(dict.fromkeys(table.gene_ids.tolist())))
+    every_gene = vocab_class(tuple(dict.fromkeys(table.gene_ids.tolist())))
     prepared = prepare_table(table, every_gene, config)
     if n_genes > len(every_gene):
         warnings.warn(

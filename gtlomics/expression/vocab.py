@@ -10,6 +10,7 @@ import numpy as np
 
 from gtlomics.expression.config import PreprocessingConfig
 from gtlomics.expression.ids import duplicated_ids, strip_ensembl_version
+from gtlomics.expression.variable_genes import most_variable_genes
 
 __all__ = ["GeneVocab"]
 
@@ -112,9 +113,9 @@ class GeneVocab:
             within-study variances, weighted by study size, so genes that only tell studies or
             tissues apart do not crowd out those that vary inside a study.
         """
-        from gtlomics.expression.variable_genes import most_variable_genes
-
         if int(n_genes) < 1:
             raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
         config = config or PreprocessingConfig()
-        return cls(most_variable_genes(X, int(n_genes), config, gene_ids, flavor, batches))
+        return cls(
+            most_variable_genes(X, int(n_genes), config, gene_ids, flavor, batches, vocab_class=cls)
+        )

@@ -7,6 +7,8 @@
 * size presets — :mod:`gtlomics.foundation.presets`
 * checked directories (atomic save, checksums, versions) — :mod:`gtlomics.foundation.storage`
 * the user's default foundation — :mod:`gtlomics.foundation.default`
+* the cached foundation ``GTLClassifier(foundation="auto")`` builds without one —
+  :mod:`gtlomics.foundation.auto`
 """
 
 from gtlomics.foundation.build import build_foundation

@@ -8,7 +8,7 @@ Lookup order:
    which ``gtlomics foundation build`` fills; used only when it exists.
 
 When neither gives a directory there is no default foundation, and ``GTLClassifier`` builds a small
-one from the samples passed to ``fit``.
+one from the samples passed to ``fit`` (or reuses it: :mod:`gtlomics.foundation.auto`).
 """
 
 from __future__ import annotations

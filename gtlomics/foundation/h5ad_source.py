@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gtlomics.expression import ExpressionTable, PreprocessingConfig, read_expression
-from gtlomics.expression.chunks import _h5_gene_ids, _h5_index, _h5_matrix
+from gtlomics.expression.chunks import h5ad_arrays
 from gtlomics.foundation.build import _MIN_SAMPLES
 
 if TYPE_CHECKING:
@@ -84,14 +84,12 @@ def read_sample_rows(
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(layout.n_samples, size=n_take, replace=False))
     with h5py.File(layout.path, "r") as handle:
-        matrix = _h5_matrix(handle, preprocessing.layer, layout.path)
-        gene_ids = _h5_gene_ids(handle, preprocessing.gene_column)
-        sample_ids = np.asarray(_h5_index(handle["obs"]), dtype=object)[rows]
-        if isinstance(matrix, h5py.Dataset):
-            values = _read_dense_rows(matrix, rows, sizes.chunk_size)
+        arrays = h5ad_arrays(handle, preprocessing, layout.path)
+        if isinstance(arrays.matrix, h5py.Dataset):
+            values = _read_dense_rows(arrays.matrix, rows, sizes.chunk_size)
         else:
-            values = _read_csr_rows(ad.io.sparse_dataset(matrix), rows, sizes.chunk_size)
-    return read_expression(values, gene_ids=gene_ids, sample_ids=sample_ids)
+            values = _read_csr_rows(ad.io.sparse_dataset(arrays.matrix), rows, sizes.chunk_size)
+    return read_expression(values, gene_ids=arrays.gene_ids, sample_ids=arrays.sample_ids[rows])
 
 
 def _read_dense_rows(dataset, rows: np.ndarray, chunk_size: int) -> np.ndarray:

@@ -9,15 +9,12 @@ batched as far as keeps the widest temporary under the allocator's mmap threshol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from gtlomics.nn.config import EncoderConfig
 from gtlomics.nn.flops import encoder_training_flops
-
-if TYPE_CHECKING:
-    from gtlomics.train.scouting import ScoutConfig
+from gtlomics.train.scout_config import ScoutConfig
 
 __all__ = ["CPU_ENSEMBLE_MAX_FLOPS", "CPU_PASS_BYTES", "ScoutCost", "scouts_per_pass"]
 
