@@ -68,7 +68,7 @@ __all__ = ["SHARED_PARAMETER_CONSTRAINTS", "GTLEstimatorCore"]
 
 logger = logging.getLogger(__name__)
 
-_ACCEPT_SPARSE = ("csr", "csc", "coo")
+_ACCEPT_SPARSE = ("csr", "csc")  # COO is converted to CSR (it cannot be row-indexed)
 _FLOAT_DTYPES = (np.float32, np.float64)
 
 SHARED_PARAMETER_CONSTRAINTS: dict = {

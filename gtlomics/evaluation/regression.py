@@ -22,7 +22,12 @@ from tqdm.auto import tqdm
 from gtlomics.evaluation.arms import Arm
 from gtlomics.evaluation.protocols import Protocol, Split
 from gtlomics.evaluation.regression_metrics import REGRESSION_METRICS, score_regression
-from gtlomics.evaluation.runner import SELECTION_NOTE, _plan, limited_threads, sample_ids, take_rows
+from gtlomics.evaluation.runner import _plan, limited_threads, sample_ids, take_rows
+
+SELECTION_NOTE = (
+    "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
+    "tune alpha on their training fold (inner CV); neural arms train for a fixed schedule."
+)
 
 __all__ = [
     "RegressionResult",
