@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gtlomics._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from gtlomics.classifier import GTLClassifier
+    from gtlomics.classifier import GTLClassifier, GTLRegressor
     from gtlomics.datasets import SyntheticDesign, make_synthetic_counts
     from gtlomics.expression import GeneVocab, PreprocessingConfig, prepare_expression
     from gtlomics.foundation import (
@@ -39,6 +39,7 @@ __all__ = [
     "Foundation",
     "FoundationPreset",
     "GTLClassifier",
+    "GTLRegressor",
     "GeneVocab",
     "GuideValues",
     "PreprocessingConfig",
@@ -58,6 +59,7 @@ _HOMES = {
     "Foundation": "gtlomics.foundation",
     "FoundationPreset": "gtlomics.foundation",
     "GTLClassifier": "gtlomics.classifier",
+    "GTLRegressor": "gtlomics.classifier",
     "GeneVocab": "gtlomics.expression",
     "GuideValues": "gtlomics.train",
     "PreprocessingConfig": "gtlomics.expression",

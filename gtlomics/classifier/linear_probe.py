@@ -1,4 +1,7 @@
-"""Linear probe: start a model's head from a tuned logistic regression (the LP of LP-FT).
+"""Linear probe: start a model's head from a tuned linear model (the LP of LP-FT).
+
+Classifiers use an L2 logistic regression (:func:`fit_linear_probe`), regressors a ridge
+regression with ``alpha`` chosen the same way (:func:`fit_ridge_probe`).
 
 An L2 logistic regression, ``C`` chosen by an inner CV of the training samples only
 (:class:`~gtlomics.linear.InnerCVLogisticRegression`), is fitted on the frozen model's features
@@ -17,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gtlomics.linear import InnerCVLogisticRegression
+from gtlomics.linear import InnerCVLogisticRegression, InnerCVRidge
 from gtlomics.nn import GeneReadoutHead, GTLModel
 
-__all__ = ["LinearProbe", "fit_linear_probe", "probe_features"]
+__all__ = ["LinearProbe", "RidgeProbe", "fit_linear_probe", "fit_ridge_probe", "probe_features"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,15 @@ class LinearProbe:
     """What the probe chose: the inverse regularisation ``C`` and whether inner CV ran."""
 
     C: float
+    inner_cv_used: bool
+    n_features: int
+
+
+@dataclass(frozen=True)
+class RidgeProbe:
+    """What the ridge probe chose: the penalty ``alpha`` and whether inner CV ran."""
+
+    alpha: float
     inner_cv_used: bool
     n_features: int
 
@@ -87,6 +99,41 @@ def fit_linear_probe(
     weight, bias = _as_logit_weights(estimator.coef_, estimator.intercept_, len(np.unique(codes)))
     _copy_into_head(model, torch.from_numpy(weight), torch.from_numpy(bias))
     return LinearProbe(probe.C_, probe.inner_cv_used_, features.shape[1])
+
+
+def fit_ridge_probe(
+    model: GTLModel,
+    values: torch.Tensor,
+    present: torch.Tensor,
+    targets: np.ndarray,
+    *,
+    seed: int,
+) -> RidgeProbe:
+    """Fit a ridge regression (``alpha`` by inner CV) on training rows; copy it into the head.
+
+    Parameters
+    ----------
+    model : GTLModel
+        A one-output model; its head (``linear`` and, for a read-out head, ``gene_weight``) is
+        overwritten, so the model then predicts what the ridge regression predicts.
+    values, present : Tensor
+        Training inputs as the model consumes them.
+    targets : ndarray
+        ``(n,)`` continuous targets of the training rows (standardised by the regressor).
+    seed : int
+        Seed of the inner-CV fold shuffle.
+
+    Returns
+    -------
+    RidgeProbe
+    """
+    features = probe_features(model, values, present)
+    probe = InnerCVRidge(random_state=seed).fit(features, targets)
+    estimator = probe.estimator_
+    weight = torch.from_numpy(np.asarray(estimator.coef_, dtype=np.float64).reshape(1, -1))
+    bias = torch.tensor([float(estimator.intercept_)], dtype=torch.float64)
+    _copy_into_head(model, weight, bias)
+    return RidgeProbe(probe.alpha_, probe.inner_cv_used_, features.shape[1])
 
 
 def _as_logit_weights(

@@ -25,10 +25,17 @@ from gtlomics.evaluation.arms import (
     build_arms,
     gtl_arms,
     guide_mode_arms,
+    regression_arms,
     scout_count_arms,
     select_arms,
 )
-from gtlomics.evaluation.baselines import BaselineConfig, InnerCVLogisticRegression, make_baseline
+from gtlomics.evaluation.baselines import (
+    REGRESSION_BASELINE_NAMES,
+    BaselineConfig,
+    InnerCVLogisticRegression,
+    make_baseline,
+    make_regression_baseline,
+)
 from gtlomics.evaluation.compare import (
     PairedComparison,
     paired_comparison,
@@ -41,6 +48,7 @@ from gtlomics.evaluation.history import TrainingHistory
 from gtlomics.evaluation.metrics import METRICS, Predictions, score_predictions
 from gtlomics.evaluation.protocols import (
     CrossDataset,
+    KFoldCV,
     LeaveOneGroupOut,
     LeaveOneOut,
     Split,
@@ -48,6 +56,15 @@ from gtlomics.evaluation.protocols import (
     StratifiedKFoldCV,
     make_protocol,
 )
+from gtlomics.evaluation.regression import (
+    RegressionResult,
+    evaluate_regression,
+    pooled_regression_scores,
+    regression_summary,
+    regression_summary_markdown,
+    write_regression_report,
+)
+from gtlomics.evaluation.regression_metrics import REGRESSION_METRICS, score_regression
 from gtlomics.evaluation.report import Report, summary_markdown, write_report
 from gtlomics.evaluation.runner import EvaluationResult, evaluate
 
@@ -57,6 +74,8 @@ __all__ = [
     "CONTROL_ARM_NAMES",
     "GTL_ARM_NAMES",
     "METRICS",
+    "REGRESSION_BASELINE_NAMES",
+    "REGRESSION_METRICS",
     "Arm",
     "BaselineConfig",
     "CrossDataset",
@@ -64,12 +83,14 @@ __all__ = [
     "ExperimentOutcome",
     "ExperimentSpec",
     "InnerCVLogisticRegression",
+    "KFoldCV",
     "LeaveOneGroupOut",
     "LeaveOneOut",
     "LogCPM",
     "MostVariableGenes",
     "PairedComparison",
     "Predictions",
+    "RegressionResult",
     "Report",
     "Split",
     "StratifiedGroupKFoldCV",
@@ -78,17 +99,25 @@ __all__ = [
     "baseline_arms",
     "build_arms",
     "evaluate",
+    "evaluate_regression",
     "gtl_arms",
     "guide_mode_arms",
     "make_baseline",
     "make_protocol",
+    "make_regression_baseline",
     "paired_comparison",
+    "pooled_regression_scores",
     "pooled_scores",
+    "regression_arms",
+    "regression_summary",
+    "regression_summary_markdown",
     "run_experiment",
     "score_predictions",
+    "score_regression",
     "scout_count_arms",
     "select_arms",
     "summarize",
     "summary_markdown",
+    "write_regression_report",
     "write_report",
 ]

@@ -1,8 +1,9 @@
 """Arms of a comparison: a name plus a factory that builds a fresh, seeded estimator.
 
 Every arm of one evaluation is fitted on the same folds with the same per-fold seed. Baselines are
-the pipelines of :mod:`gtlomics.evaluation.baselines`; neural arms are ``GTLClassifier``
-configurations one parameter apart (scratch, pre-trained only, GTL) plus optional ablations.
+the pipelines of :mod:`gtlomics.evaluation.baselines`; neural arms are ``GTLClassifier`` (or, for
+continuous targets, ``GTLRegressor``) configurations one parameter apart (scratch, pre-trained
+only, GTL) plus optional ablations. :func:`regression_arms` builds the regression comparison.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any, Literal
 
 from sklearn.base import BaseEstimator
 
-from gtlomics.evaluation.baselines import DEFAULT_BASELINE, BaselineConfig, make_baseline
+from gtlomics.evaluation.baselines import (
+    DEFAULT_BASELINE,
+    REGRESSION_BASELINE_NAMES,
+    BaselineConfig,
+    make_baseline,
+    make_regression_baseline,
+)
 
 __all__ = [
     "ABLATION_NAMES",
@@ -26,6 +33,7 @@ __all__ = [
     "build_arms",
     "gtl_arms",
     "guide_mode_arms",
+    "regression_arms",
     "scout_count_arms",
     "scratch_shape",
     "select_arms",
@@ -109,11 +117,24 @@ def _build_gtl(params: Mapping[str, Any], seed: int) -> BaseEstimator:
     return GTLClassifier(**dict(params), random_state=seed)
 
 
+def _build_gtl_regressor(params: Mapping[str, Any], seed: int) -> BaseEstimator:
+    from gtlomics.classifier import GTLRegressor  # lazy: torch is heavy
+
+    return GTLRegressor(**dict(params), random_state=seed)
+
+
+_PROBE_MODELS = {
+    "classification": "logistic regression (C by inner CV)",
+    "regression": "ridge regression (alpha by inner CV)",
+}
+
+
 def gtl_arms(
     foundation: Any,
     *,
     names: Sequence[str] = GTL_ARM_NAMES,
     params: Mapping[str, Any] | None = None,
+    task: str = "classification",
 ) -> list[Arm]:
     """The three ``GTLClassifier`` arms of the reference experiment.
 
@@ -125,6 +146,8 @@ def gtl_arms(
         Subset of :data:`GTL_ARM_NAMES` and :data:`CONTROL_ARM_NAMES`.
     params
         Extra ``GTLClassifier`` parameters shared by all three (e.g. ``max_epochs``).
+    task
+        ``"classification"`` (``GTLClassifier`` arms) or ``"regression"`` (``GTLRegressor``).
 
     Returns
     -------
@@ -132,6 +155,8 @@ def gtl_arms(
         ``scratch`` (``foundation=None``, the foundation's encoder shape), ``pretrained``
         (``guidance="none"``), ``gtl`` (default guidance from the foundation's scouts).
     """
+    if task not in _PROBE_MODELS:
+        raise ValueError(f"task must be one of {list(_PROBE_MODELS)}, got {task!r}.")
     shared = dict(params or {})
     settings = {
         "scratch": (
@@ -145,7 +170,7 @@ def gtl_arms(
         "gtl": ({"foundation": foundation}, "pre-trained encoder, guided fine-tuning (GTL)"),
         "probe": (
             {"foundation": foundation, "head": "pooled", "epochs": 0},
-            "linear probe: logistic regression (C by inner CV) on frozen pooled embeddings",
+            f"linear probe: {_PROBE_MODELS[task]} on frozen pooled embeddings",
         ),
         "gtl_shuffled": (
             {"foundation": foundation, "guidance": "shuffled"},
@@ -161,7 +186,8 @@ def gtl_arms(
         if name not in settings:
             raise ValueError(f"Unknown GTL arm {name!r}; choose from {list(settings)}.")
         own, description = settings[name]
-        factory = partial(_build_gtl, {**shared, **own})
+        build = _build_gtl_regressor if task == "regression" else _build_gtl
+        factory = partial(build, {**shared, **own})
         arms.append(Arm(name, factory, "neural", description, threads=1))
     return arms
 
@@ -287,4 +313,65 @@ def build_arms(
     pool += gtl_arms(foundation, names=[n for n in names if n in neural], params=gtl_params)
     if any(name in ABLATION_NAMES for name in names):
         pool += guide_mode_arms(foundation, params=gtl_params)
+    return select_arms(pool, names)
+
+
+def regression_arms(
+    names: Sequence[str],
+    *,
+    foundation: Any = None,
+    baseline: BaselineConfig = DEFAULT_BASELINE,
+    gtl_params: Mapping[str, Any] | None = None,
+) -> list[Arm]:
+    """Arms of a regression comparison by name, in the order given.
+
+    Parameters
+    ----------
+    names
+        Any of :data:`~gtlomics.evaluation.baselines.REGRESSION_BASELINE_NAMES` (``ridge``,
+        ``random_forest``), :data:`GTL_ARM_NAMES` and :data:`CONTROL_ARM_NAMES` (as
+        ``GTLRegressor`` arms).
+    foundation
+        ``Foundation`` or directory; required by every neural arm but ``scratch``.
+    baseline
+        Settings of the baseline pipelines.
+    gtl_params
+        Extra ``GTLRegressor`` parameters of the neural arms.
+
+    Examples
+    --------
+    >>> [arm.name for arm in regression_arms(["ridge", "random_forest"])]
+    ['ridge', 'random_forest']
+    """
+    neural = (*GTL_ARM_NAMES, *CONTROL_ARM_NAMES)
+    unknown = [n for n in names if n not in (*REGRESSION_BASELINE_NAMES, *neural)]
+    if unknown:
+        raise ValueError(
+            f"Unknown regression arms {unknown}; choose from "
+            f"{[*REGRESSION_BASELINE_NAMES, *neural]}."
+        )
+    needs_foundation = [n for n in names if n in neural and n != "scratch"]
+    if needs_foundation and foundation is None:
+        raise ValueError(f"Arms {needs_foundation} need a foundation; pass one or drop them.")
+    descriptions = {
+        "ridge": "ridge regression, alpha by inner CV",
+        "random_forest": f"random forest, {baseline.n_trees} trees",
+    }
+    pool = [
+        Arm(
+            name,
+            partial(make_regression_baseline, name, baseline),
+            "baseline",
+            f"{descriptions[name]} on log-CPM, top {baseline.n_genes} variable genes",
+            threads=1,
+        )
+        for name in names
+        if name in REGRESSION_BASELINE_NAMES
+    ]
+    pool += gtl_arms(
+        foundation,
+        names=[n for n in names if n in neural],
+        params=gtl_params,
+        task="regression",
+    )
     return select_arms(pool, names)

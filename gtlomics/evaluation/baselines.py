@@ -1,8 +1,10 @@
 """Classical baselines on log-CPM of the most variable genes, as scikit-learn Pipelines.
 
-Every pipeline is ``LogCPM → MostVariableGenes → StandardScaler → classifier``: the genes are chosen
+Every pipeline is ``LogCPM → MostVariableGenes → StandardScaler → model``: the genes are chosen
 and the scaler fitted on the training fold only (as in the reference numbers of the shared data
-README). Logistic regression chooses ``C`` by an inner stratified CV on the training fold.
+README). Logistic regression chooses ``C`` by an inner stratified CV on the training fold; for
+continuous targets (:func:`make_regression_baseline`) ridge regression chooses ``alpha`` by an
+inner k-fold CV on the training fold.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -19,15 +21,19 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from gtlomics.evaluation.features import LogCPM, MostVariableGenes
-from gtlomics.linear import DEFAULT_CS, InnerCVLogisticRegression
+from gtlomics.linear import DEFAULT_ALPHAS, DEFAULT_CS, InnerCVLogisticRegression, InnerCVRidge
 
 __all__ = [
     "DEFAULT_BASELINE",
     "DEFAULT_CS",
+    "REGRESSION_BASELINE_NAMES",
     "BaselineConfig",
     "InnerCVLogisticRegression",
     "make_baseline",
+    "make_regression_baseline",
 ]
+
+REGRESSION_BASELINE_NAMES: tuple[str, ...] = ("ridge", "random_forest")
 
 
 @dataclass(frozen=True)
@@ -43,11 +49,14 @@ class BaselineConfig:
     cs
         Grid of inverse regularisation strengths for the logistic regression's inner CV.
     inner_folds
-        Folds of the inner CV (reduced to the smallest class count when needed).
+        Folds of the inner CV (reduced to the smallest class count, or for ridge the number of
+        samples, when needed).
     n_trees
         Trees in the random forest.
     n_neighbors
         Neighbours of the k-NN classifier (reduced to the training size when needed).
+    alphas
+        Grid of ridge penalties for the ridge regression's inner CV.
     """
 
     n_genes: int = 2000
@@ -56,6 +65,7 @@ class BaselineConfig:
     inner_folds: int = 3
     n_trees: int = 300
     n_neighbors: int = 3
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
 
 
 DEFAULT_BASELINE = BaselineConfig()
@@ -100,6 +110,51 @@ def make_baseline(name: str, config: BaselineConfig = DEFAULT_BASELINE, seed: in
             ("genes", MostVariableGenes(n_genes=config.n_genes)),
             ("scale", StandardScaler()),
             ("classifier", _classifier(name, config, seed)),
+        ]
+    )
+
+
+def _regressor(name: str, config: BaselineConfig, seed: int) -> BaseEstimator:
+    if name == "ridge":
+        return InnerCVRidge(alphas=config.alphas, inner_folds=config.inner_folds, random_state=seed)
+    if name == "random_forest":
+        return RandomForestRegressor(n_estimators=config.n_trees, random_state=seed, n_jobs=1)
+    raise ValueError(
+        f"Unknown regression baseline {name!r}; choose one of {REGRESSION_BASELINE_NAMES}."
+    )
+
+
+def make_regression_baseline(
+    name: str, config: BaselineConfig = DEFAULT_BASELINE, seed: int = 0
+) -> Pipeline:
+    """Build one regression baseline: ``LogCPM → MostVariableGenes → StandardScaler → model``.
+
+    Parameters
+    ----------
+    name
+        ``"ridge"`` (alpha by inner k-fold CV) or ``"random_forest"``.
+    config
+        Shared settings (``n_genes``, ``layer``, ``alphas``, ``inner_folds``, ``n_trees``).
+    seed
+        Seed of every random step of the pipeline.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Unfitted; accepts AnnData, DataFrame or a count array.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).poisson(20, size=(12, 30))
+    >>> make_regression_baseline("ridge").fit(X, np.arange(12.0)).predict(X).shape
+    (12,)
+    """
+    return Pipeline(
+        [
+            ("log_cpm", LogCPM(layer=config.layer)),
+            ("genes", MostVariableGenes(n_genes=config.n_genes)),
+            ("scale", StandardScaler()),
+            ("regressor", _regressor(name, config, seed)),
         ]
     )
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
 __all__ = [
     "CrossDataset",
+    "KFoldCV",
     "LeaveOneGroupOut",
     "LeaveOneOut",
     "Protocol",
@@ -76,6 +77,36 @@ class StratifiedKFoldCV:
 
 
 @dataclass(frozen=True)
+class KFoldCV:
+    """Plain (unstratified) k-fold, reshuffled for every seed: for continuous targets.
+
+    Parameters
+    ----------
+    n_splits
+        Number of folds; must not exceed the number of samples.
+    """
+
+    n_splits: int = 5
+    needs_groups = False
+    varies_with_seed = True
+
+    @property
+    def name(self) -> str:
+        return f"{self.n_splits}-fold CV"
+
+    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
+        """Return the folds of one repeat."""
+        if len(y) < self.n_splits:
+            raise ValueError(
+                f"{self.n_splits}-fold CV needs at least {self.n_splits} samples, got {len(y)}. "
+                "Lower n_splits or use leave-one-out."
+            )
+        cv = KFold(self.n_splits, shuffle=True, random_state=seed)
+        pairs = cv.split(np.zeros(len(y)))
+        return [Split(i, train, test) for i, (train, test) in enumerate(pairs)]
+
+
+@dataclass(frozen=True)
 class LeaveOneOut:
     """Each sample is the test set once; metrics are pooled over the out-of-fold predictions."""
 
@@ -97,9 +128,16 @@ class LeaveOneGroupOut:
     """Each group (study, mission, batch) is held out once.
 
     Groups whose held-out samples are all of one class are still evaluated (accuracy is defined,
-    AUROC is not); the training set must contain every class.
+    AUROC is not); the training set must contain every class unless ``every_class_in_train`` is
+    False (continuous targets, where "every class" would mean every distinct value).
+
+    Parameters
+    ----------
+    every_class_in_train
+        Skip groups whose removal leaves a class without training samples.
     """
 
+    every_class_in_train: bool = True
     needs_groups = True
     varies_with_seed = False
 
@@ -108,14 +146,14 @@ class LeaveOneGroupOut:
         return "leave-one-group-out"
 
     def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
-        """Return one split per group with a training set that holds every class."""
+        """Return one split per group (with a training set that holds every class, if asked)."""
         groups = _require_groups(groups, self.name)
         n_classes = len(np.unique(y))
         splits = []
         for name in _ordered_unique(groups):
             test = np.flatnonzero(groups == name)
             train = np.flatnonzero(groups != name)
-            if len(np.unique(y[train])) == n_classes:
+            if not self.every_class_in_train or len(np.unique(y[train])) == n_classes:
                 splits.append(Split(len(splits), train, test, str(name)))
         if not splits:
             raise ValueError("No group can be held out with every class left in training.")
@@ -181,12 +219,22 @@ class CrossDataset:
 
 
 Protocol = (
-    StratifiedKFoldCV | StratifiedGroupKFoldCV | LeaveOneOut | LeaveOneGroupOut | CrossDataset
+    StratifiedKFoldCV
+    | KFoldCV
+    | StratifiedGroupKFoldCV
+    | LeaveOneOut
+    | LeaveOneGroupOut
+    | CrossDataset
 )
 
 
 def make_protocol(
-    name: str, *, n_splits: int = 5, train: str | None = None, test: str | None = None
+    name: str,
+    *,
+    n_splits: int = 5,
+    train: str | None = None,
+    test: str | None = None,
+    task: str = "classification",
 ) -> Protocol:
     """Build a protocol from its command-line name.
 
@@ -198,15 +246,23 @@ def make_protocol(
         Folds of ``"kfold"`` and ``"group_kfold"``.
     train, test
         Group values for ``"cross"``.
+    task
+        ``"classification"`` or ``"regression"``: for continuous targets ``"kfold"`` is plain
+        k-fold and ``"logo"`` holds out every group; ``"group_kfold"`` (stratified) is refused.
     """
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}.")
+    regression = task == "regression"
     if name == "kfold":
-        return StratifiedKFoldCV(n_splits)
+        return KFoldCV(n_splits) if regression else StratifiedKFoldCV(n_splits)
     if name == "group_kfold":
+        if regression:
+            raise ValueError("group_kfold is stratified by class; for regression use logo.")
         return StratifiedGroupKFoldCV(n_splits)
     if name == "loo":
         return LeaveOneOut()
     if name == "logo":
-        return LeaveOneGroupOut()
+        return LeaveOneGroupOut(every_class_in_train=not regression)
     if name == "cross":
         if train is None or test is None:
             raise ValueError("The cross protocol needs train= and test= group names.")

@@ -8,6 +8,7 @@ from gtlomics.nn.heads import (
     GeneReadoutHead,
     GTLModel,
     MaskedExpressionHead,
+    RegressionHead,
     SeedEnsemble,
 )
 from gtlomics.nn.layers import set_dropout_generator
@@ -19,6 +20,7 @@ __all__ = [
     "GTLModel",
     "GeneReadoutHead",
     "MaskedExpressionHead",
+    "RegressionHead",
     "SeedEnsemble",
     "ensemble_logits",
     "set_dropout_generator",

@@ -15,8 +15,12 @@ __all__ = [
     "GTLModel",
     "GeneReadoutHead",
     "MaskedExpressionHead",
+    "RegressionHead",
     "SeedEnsemble",
 ]
+
+
+ENSEMBLE_COMBINES: tuple[str, ...] = ("probabilities", "mean")
 
 
 def _seeded_linear(n_in: int, n_out: int, seed: int) -> nn.Linear:
@@ -66,8 +70,29 @@ class ClassificationHead(nn.Module):
         return self.linear(pooled)  # (B, C)
 
 
+class RegressionHead(nn.Module):
+    """Linear regression on pooled features: ``(B, D)`` → ``(B, n_outputs)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> RegressionHead(8)(torch.zeros(2, 8)).shape
+    torch.Size([2, 1])
+    """
+
+    def __init__(self, d_model: int, n_outputs: int = 1, *, seed: int = 0) -> None:
+        super().__init__()
+        if n_outputs < 1:
+            raise ValueError(f"A regression head needs n_outputs >= 1, got {n_outputs}.")
+        self.n_outputs = n_outputs
+        self.linear = _seeded_linear(d_model, n_outputs, seed)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.linear(pooled)  # (B, n_outputs)
+
+
 class GeneReadoutHead(nn.Module):
-    """Pooled features plus a linear read-out of every input gene: logits ``(B, C)``.
+    """Pooled features plus a linear read-out of every input gene: outputs ``(B, C)``.
 
     ``logits = linear(pooled) + z @ gene_weight.T`` where ``z`` is each input gene standardised
     with this head's own per-gene ``readout_center`` / ``readout_scale`` (absent genes count 0).
@@ -75,6 +100,7 @@ class GeneReadoutHead(nn.Module):
     :func:`gtlomics.classifier.linear_probe.fit_linear_probe`) the model starts as that linear
     model; fine-tuning then lets the encoder add to it. The read-out may cover more genes than
     the encoder's tokens (the study's own most variable genes): they are the last columns.
+    ``n_outputs`` is the number of classes (logits) of a classifier, 1 for a regressor.
 
     Examples
     --------
@@ -84,13 +110,13 @@ class GeneReadoutHead(nn.Module):
     torch.Size([3, 2])
     """
 
-    def __init__(self, d_model: int, n_classes: int, n_readout: int, *, seed: int = 0) -> None:
+    def __init__(self, d_model: int, n_outputs: int, n_readout: int, *, seed: int = 0) -> None:
         super().__init__()
-        if n_classes < 2:
-            raise ValueError(f"A classification head needs n_classes >= 2, got {n_classes}.")
-        self.n_classes = n_classes
-        self.linear = _seeded_linear(d_model, n_classes, seed)
-        self.gene_weight = nn.Parameter(torch.zeros(n_classes, n_readout))
+        if n_outputs < 1:
+            raise ValueError(f"A read-out head needs n_outputs >= 1, got {n_outputs}.")
+        self.n_outputs = n_outputs
+        self.linear = _seeded_linear(d_model, n_outputs, seed)
+        self.gene_weight = nn.Parameter(torch.zeros(n_outputs, n_readout))
         self.register_buffer("readout_center", torch.zeros(n_readout))
         self.register_buffer("readout_scale", torch.ones(n_readout))
 
@@ -146,10 +172,12 @@ class GTLModel(nn.Module):
 
 
 class SeedEnsemble(nn.Module):
-    """Models fine-tuned from different seeds; logits are the log of their mean probabilities.
+    """Models fine-tuned from different seeds, combined into one drop-in model.
 
-    ``softmax(log(mean_k softmax(logits_k)))`` is the mean probability, so the ensemble is a
-    drop-in model: anything that turns logits into probabilities gets the averaged ones.
+    ``combine="probabilities"`` (classifiers): the output is the log of the members' mean
+    probability; ``softmax(log(mean_k softmax(logits_k)))`` is that mean, so anything that turns
+    logits into probabilities gets the averaged ones. ``combine="mean"`` (regressors): the output
+    is the members' mean output.
     :attr:`encoder` is the first member's (for embeddings and input standardisation, which every
     member fitted on the same training samples).
 
@@ -165,11 +193,14 @@ class SeedEnsemble(nn.Module):
     [1.0, 1.0, 1.0]
     """
 
-    def __init__(self, members: list[GTLModel]) -> None:
+    def __init__(self, members: list[GTLModel], *, combine: str = "probabilities") -> None:
         super().__init__()
         if not members:
             raise ValueError("A SeedEnsemble needs at least one member.")
+        if combine not in ENSEMBLE_COMBINES:
+            raise ValueError(f"combine must be one of {ENSEMBLE_COMBINES}, got {combine!r}.")
         self.members = nn.ModuleList(members)
+        self.combine = combine
 
     @property
     def encoder(self) -> ExpressionEncoder:
@@ -177,5 +208,7 @@ class SeedEnsemble(nn.Module):
         return self.members[0].encoder
 
     def forward(self, values: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        if self.combine == "mean":
+            return torch.stack([m(values, present).float() for m in self.members]).mean(0)
         log_probs = torch.stack([m(values, present).float().log_softmax(-1) for m in self.members])
         return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))  # (B, C)

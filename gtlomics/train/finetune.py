@@ -33,6 +33,8 @@ from gtlomics.train.runtime import (
 __all__ = ["FinetuneConfig", "FinetuneEpoch", "FinetuneResult", "finetune"]
 
 _SPLIT, _EPOCH, _DROPOUT = range(3)
+LOSSES: tuple[str, ...] = ("cross_entropy", "mse")
+"""``"cross_entropy"``: integer classes, logits ``(B, C)``; ``"mse"``: float targets, ``(B, 1)``."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class FinetuneConfig:
     --------
     >>> FinetuneConfig(epochs=10, optimizer="sgd").early_stopping_fraction is None
     True
+    >>> FinetuneConfig(loss="mse").loss
+    'mse'
     """
 
     epochs: int = 30
@@ -54,8 +58,11 @@ class FinetuneConfig:
     early_stopping_fraction: float | None = None
     patience: int = 5
     autocast_bf16: bool = True
+    loss: str = "cross_entropy"
 
     def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be >= 1.")
         if self.optimizer not in OPTIMIZERS:
@@ -83,16 +90,20 @@ class FinetuneResult:
     stopped_early: bool = False
 
 
-def inner_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of training rows: ``(fit_rows, inner_val_rows)``.
+def inner_split(
+    labels: np.ndarray, fraction: float, seed: int, *, stratify: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split of training rows: ``(fit_rows, inner_val_rows)``, stratified by class by default.
 
-    Each class gives ``round(fraction · n_class)`` rows (at least 1) to the inner split but keeps
-    at least one row for fitting.
+    Each class (with ``stratify=False``, e.g. continuous targets: all rows as one group) gives
+    ``round(fraction · n_class)`` rows (at least 1) to the inner split but keeps at least one
+    row for fitting.
     """
     rng = child_rng(seed, _SPLIT)
+    groups = labels if stratify else np.zeros(len(labels))
     fit, held = [], []
-    for cls in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == cls))
+    for cls in np.unique(groups):
+        rows = rng.permutation(np.flatnonzero(groups == cls))
         n_held = min(max(1, round(fraction * len(rows))), len(rows) - 1)
         held.append(rows[:n_held])
         fit.append(rows[n_held:])
@@ -125,8 +136,10 @@ class _Finetuner:
             present = self.present
             if present is not None and present.ndim == 2:  # per-sample presence
                 present = present[rows]
-            logits = self.model(self.values[rows], present)
-        return F.cross_entropy(full_precision(logits), self.labels[rows])
+            outputs = self.model(self.values[rows], present)
+        if self.config.loss == "mse":
+            return F.mse_loss(full_precision(outputs)[:, 0], self.labels[rows])
+        return F.cross_entropy(full_precision(outputs), self.labels[rows])
 
     def train_step(self, rows: torch.Tensor) -> float:
         self.model.train()
@@ -174,9 +187,10 @@ def finetune(
     values : array or Tensor
         ``(n_samples, n_genes)`` log1p-normalised expression.
     labels : array or Tensor
-        ``(n_samples,)`` integer classes ``0..n_classes-1``.
+        ``(n_samples,)`` integer classes ``0..n_classes-1`` (``loss="cross_entropy"``) or float
+        targets, best standardised (``loss="mse"``, a model with one output).
     config : FinetuneConfig
-        Optimiser, fixed schedule, optional inner-split early stopping.
+        Optimiser, fixed schedule, loss, optional inner-split early stopping.
     seed : int
         Root of shuffles, the inner split and dropout.
     guides : GuideValues or mapping or None
@@ -194,7 +208,8 @@ def finetune(
     FinetuneResult
     """
     values = to_tensor(values)
-    labels_np = np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64)
+    dtype = np.float32 if config.loss == "mse" else np.int64
+    labels_np = np.asarray(torch.as_tensor(labels).cpu(), dtype=dtype)
     if labels_np.shape != (len(values),):
         raise ValueError(f"labels must have shape ({len(values)},), got {labels_np.shape}.")
     model.to(values.device)
@@ -216,7 +231,9 @@ def finetune(
 def _run_epochs(tuner: _Finetuner, labels: np.ndarray, config, seed, progress) -> FinetuneResult:
     early = config.early_stopping_fraction is not None
     if early:
-        fit_rows, inner_rows = inner_split(labels, config.early_stopping_fraction, seed)
+        fit_rows, inner_rows = inner_split(
+            labels, config.early_stopping_fraction, seed, stratify=config.loss != "mse"
+        )
     else:
         fit_rows, inner_rows = np.arange(len(labels)), None
     history, best_loss, best_epoch, best_state = [], math.inf, None, None

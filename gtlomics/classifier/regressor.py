@@ -1,0 +1,254 @@
+"""``GTLRegressor``: guided transfer learning for a continuous target (age, dose, time).
+
+The same foundation, guides, read-out head, input standardisation, seed ensembles and persistence
+as :class:`~gtlomics.classifier.GTLClassifier` (all in :mod:`gtlomics.classifier.core`); what
+differs is the task: one output, a mean-squared-error loss, a ridge-regression probe as the start
+of fine-tuning, ensembles that average predictions, and targets standardised inside ``fit``
+(training mean and standard deviation) and mapped back in ``predict``::
+
+    GTLRegressor(foundation=None)           # transformer from scratch
+    GTLRegressor(guidance="none")           # pre-trained encoder, unguided fine-tuning
+    GTLRegressor()                          # GTL: pre-trained + scout-guided fine-tuning
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from sklearn.base import RegressorMixin, _fit_context
+
+from gtlomics.classifier.core import SHARED_PARAMETER_CONSTRAINTS, GTLEstimatorCore
+from gtlomics.classifier.linear_probe import fit_ridge_probe
+from gtlomics.foundation import Foundation
+from gtlomics.nn import GTLModel, RegressionHead
+
+__all__ = ["GTLRegressor"]
+
+MIN_TARGET_SCALE = 1e-12
+"""Below this training standard deviation the target is constant and is not divided by."""
+
+
+class GTLRegressor(RegressorMixin, GTLEstimatorCore):
+    """Few-shot regressor for bulk RNA-seq by guided transfer learning.
+
+    Every parameter but ``target_key`` means what it means for
+    :class:`~gtlomics.classifier.GTLClassifier` (see there for the long form); the differences
+    are listed here.
+
+    Parameters
+    ----------
+    foundation : str, os.PathLike, Foundation, "auto" or None, default="auto"
+        Where fine-tuning starts (``None``: a transformer from scratch). The foundation's scout
+        head is a classifier, so the regression head starts fresh (seeded) and its guides are 1.
+    guidance : {"scouts", "none", "shuffled", "constant"}, default="scouts"
+        Guides of the foundation, none, or their two controls.
+    guide_strength : float, default=1.0
+        0 is unguided, 1 applies the guides fully.
+    guide_normalize : {"global", "per_tensor"}, default="global"
+        How raw guides are min-max normalised.
+    head : {"readout", "pooled"}, default="readout"
+        Pooled embedding plus a linear read-out of every input gene, or the pooled part only.
+    n_readout_genes : int, default=2000
+        The training samples' most variable genes added to the read-out.
+    linear_probe : bool, default=True
+        Start the head from a ridge regression on the frozen model's features of the training
+        samples, ``alpha`` chosen by an inner 3-fold CV of those samples
+        (:class:`~gtlomics.linear.InnerCVRidge`). With ``epochs=0`` that ridge is the model.
+    standardize : {"study", "foundation"}, default="study"
+        Per-gene input standardisation fitted on the training samples, or the corpus's.
+    input_scale : {"auto", "counts", "log1p", "real"}, default="auto"
+        How input values are read.
+    n_ensemble : int, default=1
+        Fine-tune this many seeds and average their predictions.
+    target_key : str, default="target"
+        ``adata.obs`` column holding the target when ``fit`` gets an AnnData and ``y=None``.
+    layer : str or None, default=None
+        AnnData layer to read; ``None`` reads ``.X``.
+    gene_column : str or None, default=None
+        ``adata.var`` column holding gene ids; ``None`` uses ``var_names``.
+    epochs : int, default=30
+        Fine-tuning epochs of mean squared error on the standardised target.
+    lr : float, default=3e-4
+        Learning rate of fine-tuning.
+    batch_size : int, default=8
+        Mini-batch size.
+    weight_decay : float, default=0.01
+        Weight decay of the optimiser.
+    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
+        Optimiser; guides scale its update whichever it is.
+    early_stopping : bool, default=False
+        Stop when the loss on a random inner split of the training data stops improving.
+    validation_fraction : float, default=0.25
+        Size of that inner split.
+    n_iter_no_change : int, default=5
+        Patience of early stopping, in epochs.
+    d_model, n_layers, n_heads : int, default=64, 2, 4
+        Shape of the from-scratch encoder (``foundation=None`` only).
+    n_genes : int, default=2048
+        Vocabulary size of the from-scratch encoder and of a foundation built by ``"auto"``.
+    device : str, default="auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    random_state : int, RandomState instance or None, default=None
+        Seeds everything random; the same int gives bit-identical predictions on CPU.
+    verbose : int, default=0
+        0 is quiet; 1 shows progress bars.
+
+    Attributes
+    ----------
+    target_mean_, target_scale_ : float
+        Mean and standard deviation of the training targets: the model is fitted to
+        ``(y - target_mean_) / target_scale_`` and ``predict`` maps its output back.
+    n_features_in_, feature_names_in_, foundation_, vocab_, history_, device_, model_
+        As for :class:`~gtlomics.classifier.GTLClassifier`.
+
+    Examples
+    --------
+    >>> from gtlomics.datasets import make_synthetic_counts
+    >>> adata = make_synthetic_counts(12, n_genes=64, random_state=0)
+    >>> y = np.arange(12.0)
+    >>> reg = GTLRegressor(foundation=None, epochs=2, d_model=8, n_heads=2, random_state=0)
+    >>> reg.fit(adata, y).predict(adata).shape
+    (12,)
+    """
+
+    _parameter_constraints: dict = {  # noqa: RUF012  (scikit-learn convention)
+        **SHARED_PARAMETER_CONSTRAINTS,
+        "target_key": [str],
+    }
+    _LOSS = "mse"
+    _ENSEMBLE_COMBINE = "mean"
+    _TARGET_KEY_PARAM = "target_key"
+    _FORMAT_NAME = "gtlomics.regressor"
+
+    def __init__(
+        self,
+        *,
+        foundation: str | os.PathLike | Foundation | None = "auto",
+        guidance: str = "scouts",
+        guide_strength: float = 1.0,
+        guide_normalize: str = "global",
+        head: str = "readout",
+        n_readout_genes: int = 2000,
+        linear_probe: bool = True,
+        standardize: str = "study",
+        input_scale: str = "auto",
+        n_ensemble: int = 1,
+        target_key: str = "target",
+        layer: str | None = None,
+        gene_column: str | None = None,
+        epochs: int = 30,
+        lr: float = 3e-4,
+        batch_size: int = 8,
+        weight_decay: float = 0.01,
+        optimizer: str = "adamw",
+        early_stopping: bool = False,
+        validation_fraction: float = 0.25,
+        n_iter_no_change: int = 5,
+        d_model: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        n_genes: int = 2048,
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.foundation = foundation
+        self.guidance = guidance
+        self.guide_strength = guide_strength
+        self.guide_normalize = guide_normalize
+        self.head = head
+        self.n_readout_genes = n_readout_genes
+        self.linear_probe = linear_probe
+        self.standardize = standardize
+        self.input_scale = input_scale
+        self.n_ensemble = n_ensemble
+        self.target_key = target_key
+        self.layer = layer
+        self.gene_column = gene_column
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.n_genes = n_genes
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None) -> GTLRegressor:
+        """Fine-tune on samples with a continuous target.
+
+        Parameters
+        ----------
+        X : AnnData, DataFrame, ndarray or sparse matrix of shape (n_samples, n_genes)
+            Expression, read as :meth:`GTLClassifier.fit` reads it.
+        y : array-like of shape (n_samples,) or None
+            Numeric targets; None reads ``X.obs[target_key]``. Samples whose target is missing
+            (NaN/None) are not fine-tuned on; ``foundation="auto"`` uses them as unlabelled
+            data for the foundation it builds.
+
+        Returns
+        -------
+        GTLRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets ``(n_samples,)`` in the units of the training ``y``."""
+        standardized = self._outputs(X)[:, 0]
+        return standardized * self.target_scale_ + self.target_mean_
+
+    # ------------------------------------------------------------ task hooks
+
+    def _check_targets(self, y: np.ndarray) -> None:
+        try:
+            values = np.asarray(y, dtype=float)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"GTLRegressor needs numeric targets, got values such as {y[:3].tolist()}; "
+                "for class labels use GTLClassifier."
+            ) from error
+        if not np.all(np.isfinite(values)):
+            raise ValueError("Input y contains infinity; pass finite targets (NaN: unlabelled).")
+        if len(values) < 2:
+            raise ValueError(
+                f"Only {len(values)} sample has a target; a regressor needs at least 2 (n_samples "
+                "= 1 cannot be fitted)."
+            )
+
+    def _encode_targets(self, y: np.ndarray) -> np.ndarray:
+        """Set ``target_mean_`` / ``target_scale_``; return the standardised targets."""
+        values = np.asarray(y, dtype=float)
+        self.target_mean_ = float(values.mean())
+        scale = float(values.std())
+        self.target_scale_ = scale if scale > MIN_TARGET_SCALE else 1.0
+        return (values - self.target_mean_) / self.target_scale_
+
+    def _scratch_head(self, d_model: int, seed: int) -> RegressionHead:
+        return RegressionHead(d_model, 1, seed=seed)
+
+    def _foundation_model(self, seed: int) -> GTLModel:
+        """The pre-trained encoder with a fresh one-output head (scouts trained classifiers)."""
+        encoder = self.foundation_.make_encoder()
+        head = RegressionHead(self.foundation_.encoder_config.d_model, 1, seed=seed)
+        return GTLModel(encoder, head).to(self.device_)
+
+    def _fit_probe(self, model, values, present, targets: np.ndarray, seed: int) -> None:
+        fit_ridge_probe(model, values, present, targets, seed=seed)
+
+    def _task_state(self) -> dict[str, Any]:
+        return {"target_mean": self.target_mean_, "target_scale": self.target_scale_}
+
+    def _restore_task_state(self, record: dict[str, Any]) -> None:
+        self.target_mean_ = float(record["target_mean"])
+        self.target_scale_ = float(record["target_scale"])

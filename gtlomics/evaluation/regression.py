@@ -1,0 +1,222 @@
+"""Evaluate regressors on continuous targets: same protocols and seeds as the classifier runner.
+
+:func:`evaluate_regression` is the regression counterpart of
+:func:`gtlomics.evaluation.evaluate`: every arm is fitted on the same folds with the same per-fold
+seed (the runner's plan), nothing is tuned on a test fold, and scores are R², MAE and Spearman
+(:mod:`gtlomics.evaluation.regression_metrics`) per fold and pooled over out-of-fold predictions.
+It is a separate, smaller module because the classification runner and report are built around
+classes, probabilities and AUROC; protocols, arms, seeding and thread limits are shared.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from gtlomics.evaluation.arms import Arm
+from gtlomics.evaluation.protocols import Protocol, Split
+from gtlomics.evaluation.regression_metrics import REGRESSION_METRICS, score_regression
+from gtlomics.evaluation.runner import _plan, limited_threads, sample_ids, take_rows
+
+SELECTION_NOTE = (
+    "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
+    "tune alpha on their training fold (inner CV); neural arms train for a fixed schedule."
+)
+
+__all__ = [
+    "RegressionResult",
+    "evaluate_regression",
+    "pooled_regression_scores",
+    "regression_summary",
+    "regression_summary_markdown",
+    "write_regression_report",
+]
+
+
+@dataclass(frozen=True)
+class RegressionResult:
+    """Everything one regression evaluation produced.
+
+    Attributes
+    ----------
+    scores
+        One row per (repeat, fold, arm): ``arm``, ``kind``, ``repeat``, ``fold``, ``held_out``,
+        ``seed``, ``n_train``, ``n_test``, ``r2``, ``mae``, ``spearman``, ``fit_seconds``.
+    predictions
+        One row per (repeat, fold, arm, test sample): ``sample``, ``y_true``, ``y_pred``.
+    protocol
+        Human-readable protocol name.
+    arms
+        ``(name, kind, description)`` of each arm, in evaluation order.
+    random_state
+        Seed the whole evaluation was derived from.
+    """
+
+    scores: pd.DataFrame
+    predictions: pd.DataFrame
+    protocol: str
+    arms: tuple[tuple[str, str, str], ...]
+    random_state: int
+
+
+def evaluate_regression(
+    arms: Sequence[Arm],
+    X,
+    y,
+    *,
+    protocol: Protocol,
+    groups=None,
+    n_repeats: int = 1,
+    random_state: int = 0,
+    progress: bool = True,
+) -> RegressionResult:
+    """Fit and score every regression arm on the same folds, repeated over seeds.
+
+    Parameters
+    ----------
+    arms
+        The arms to compare (unique names), e.g. from
+        :func:`~gtlomics.evaluation.arms.regression_arms`.
+    X
+        AnnData, DataFrame or array, samples in rows.
+    y
+        One finite number per sample.
+    protocol
+        A protocol for continuous targets: ``KFoldCV``, ``LeaveOneOut``,
+        ``LeaveOneGroupOut(every_class_in_train=False)`` or ``CrossDataset``
+        (``make_protocol(..., task="regression")``).
+    groups
+        One group per sample, for grouped protocols.
+    n_repeats, random_state, progress
+        As for :func:`gtlomics.evaluation.evaluate`.
+
+    Returns
+    -------
+    RegressionResult
+
+    Examples
+    --------
+    >>> from gtlomics.evaluation import KFoldCV, regression_arms
+    >>> X = np.random.default_rng(0).poisson(20, size=(12, 30))
+    >>> result = evaluate_regression(regression_arms(["ridge"]), X, np.arange(12.0),
+    ...                              protocol=KFoldCV(3), progress=False)
+    >>> list(result.scores.columns[-4:])
+    ['r2', 'mae', 'spearman', 'fit_seconds']
+    """
+    y = _check_targets(arms, X, y, groups, protocol)
+    groups = None if groups is None else np.asarray(groups)
+    ids = sample_ids(X)
+    scores, predictions = [], []
+    plan = _plan(protocol, y, groups, n_repeats, random_state)
+    for repeat, seed, split in tqdm(plan, desc="folds", disable=not progress, unit="fold"):
+        for arm in arms:
+            record, y_pred = _run_arm(arm, X, y, split, seed)
+            keys = {"arm": arm.name, "repeat": repeat, "fold": split.fold}
+            scores.append({**keys, "kind": arm.kind, "held_out": split.held_out, **record})
+            frame = pd.DataFrame({"y_true": y[split.test], "y_pred": y_pred})
+            frame = frame.assign(**keys, held_out=split.held_out, sample=ids[split.test])
+            predictions.append(frame)
+    front = ["arm", "kind", "repeat", "fold", "held_out", "seed", "n_train", "n_test"]
+    return RegressionResult(
+        scores=pd.DataFrame(scores)[front + list(REGRESSION_METRICS) + ["fit_seconds"]],
+        predictions=pd.concat(predictions, ignore_index=True),
+        protocol=protocol.name,
+        arms=tuple((arm.name, arm.kind, arm.description) for arm in arms),
+        random_state=int(random_state),
+    )
+
+
+def _run_arm(arm: Arm, X, y: np.ndarray, split: Split, seed: int) -> tuple[dict, np.ndarray]:
+    estimator = arm.build(seed)
+    with limited_threads(arm.threads):
+        start = time.perf_counter()
+        estimator.fit(take_rows(X, split.train), y[split.train])
+        fit_seconds = time.perf_counter() - start
+        y_pred = np.asarray(estimator.predict(take_rows(X, split.test)), dtype=float)
+    record = {
+        "seed": seed,
+        "n_train": len(split.train),
+        "n_test": len(split.test),
+        **score_regression(y[split.test], y_pred),
+        "fit_seconds": fit_seconds,
+    }
+    return record, y_pred
+
+
+def _check_targets(arms: Sequence[Arm], X, y, groups, protocol) -> np.ndarray:
+    names = [arm.name for arm in arms]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"Pass at least one arm, with unique names; got {names}.")
+    try:
+        y = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as error:
+        message = "Regression targets must be numbers; for class labels use evaluate()."
+        raise ValueError(message) from error
+    if len(y) != X.shape[0] or not np.isfinite(y).all():
+        raise ValueError(f"Need one finite target per sample ({X.shape[0]}), got {len(y)}.")
+    if groups is not None and len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} entries for {len(y)} samples.")
+    if protocol.needs_groups and groups is None:
+        raise ValueError(f"The {protocol.name} protocol needs groups=...; one per sample.")
+    return y
+
+
+def pooled_regression_scores(result: RegressionResult) -> pd.DataFrame:
+    """R², MAE and Spearman over all out-of-fold predictions of each (arm, repeat)."""
+    rows = []
+    for (arm, repeat), frame in result.predictions.groupby(["arm", "repeat"], sort=False):
+        scores = score_regression(frame["y_true"].to_numpy(), frame["y_pred"].to_numpy())
+        rows.append({"arm": arm, "repeat": repeat, **scores})
+    return pd.DataFrame(rows)
+
+
+def regression_summary(result: RegressionResult) -> pd.DataFrame:
+    """Per arm: mean and sd of per-fold metrics, pooled metrics (mean over repeats)."""
+    per_fold = result.scores.groupby("arm", sort=False)[list(REGRESSION_METRICS)]
+    pooled = pooled_regression_scores(result).groupby("arm", sort=False)
+    summary = pd.concat(
+        [
+            per_fold.mean().add_suffix("_per_fold"),
+            per_fold.std().add_suffix("_per_fold_sd"),
+            pooled[list(REGRESSION_METRICS)].mean().add_suffix("_pooled"),
+        ],
+        axis=1,
+    )
+    return summary.reset_index()
+
+
+def regression_summary_markdown(result: RegressionResult) -> str:
+    """A markdown table of :func:`regression_summary`, with the protocol and selection note."""
+    table = regression_summary(result)
+    lines = [
+        f"Protocol: {result.protocol}; seed {result.random_state}. {SELECTION_NOTE}",
+        "",
+        "| arm | R² per fold | MAE per fold | Spearman per fold | pooled R² | pooled MAE "
+        "| pooled Spearman |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in table.itertuples():
+        cells = [
+            f"{getattr(row, m + '_per_fold'):.3f} ± {getattr(row, m + '_per_fold_sd'):.3f}"
+            for m in REGRESSION_METRICS
+        ]
+        pooled = [f"{getattr(row, m + '_pooled'):.3f}" for m in REGRESSION_METRICS]
+        lines.append(f"| {row.arm} | " + " | ".join(cells + pooled) + " |")
+    return "\n".join(lines)
+
+
+def write_regression_report(result: RegressionResult, out: str | Path) -> Path:
+    """Write ``scores.csv``, ``predictions.csv``, ``summary.csv`` and ``summary.md`` to ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result.scores.to_csv(out / "scores.csv", index=False)
+    result.predictions.to_csv(out / "predictions.csv", index=False)
+    regression_summary(result).to_csv(out / "summary.csv", index=False)
+    (out / "summary.md").write_text(regression_summary_markdown(result) + "\n", encoding="utf-8")
+    return out
