@@ -138,20 +138,46 @@ def load_datasets(data_dir: Path, cache_dir: Path | None) -> dict:
     return sets
 
 
-def build_task_foundation(sets: dict, task: Task, seed: int, value_encoding: str):
-    """A foundation on every count set except the task's own, each study standardised alone."""
-    from dataclasses import replace
-
+def corpus_for(sets: dict, dataset: str):
+    """Every count set but ``dataset``, stacked on shared genes; ``obs['study']`` kept."""
     from gtlomics.evaluation.data import concat_datasets
-    from gtlomics.expression import PreprocessingConfig
-    from gtlomics.foundation import build_foundation, get_preset
-    from gtlomics.train import PretrainConfig, ScoutConfig
 
-    names = [name for name in COUNT_SETS if name != task.dataset]
+    if dataset not in sets:
+        raise KeyError(f"No dataset {dataset!r}; have {sorted(sets)}.")
+    names = [name for name in COUNT_SETS if name != dataset]
     corpus = concat_datasets({name: sets[name] for name in names})
     corpus.obs["study"] = pd.Categorical(
         [s for name in names for s in sets[name].obs["study"].astype(str)]
     )
+    return corpus, names
+
+
+def reference_spec(seed: int):
+    """The shared README's reference: OSD-758 leave-one-out, tuned logistic regression."""
+    from gtlomics.evaluation import BaselineConfig
+    from gtlomics.evaluation.experiment import ExperimentSpec
+
+    return ExperimentSpec(
+        label_key="spaceflight",
+        arms=("logreg",),
+        protocol="loo",
+        n_repeats=1,
+        random_state=seed,
+        baseline=BaselineConfig(n_genes=2000),
+        title="OSD-758 leave-one-out, logistic regression (reference numbers check)",
+        data_note="REAL data. Reference (shared data README): AUROC 0.79, accuracy 0.71.",
+    )
+
+
+def build_task_foundation(sets: dict, task: Task, seed: int, value_encoding: str):
+    """A foundation on every count set except the task's own, each study standardised alone."""
+    from dataclasses import replace
+
+    from gtlomics.expression import PreprocessingConfig
+    from gtlomics.foundation import build_foundation, get_preset
+    from gtlomics.train import PretrainConfig, ScoutConfig
+
+    corpus, names = corpus_for(sets, task.dataset)
     sizes = FOUNDATION_SIZES
     preset = replace(
         get_preset("small"),

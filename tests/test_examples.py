@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +28,8 @@ def osdr_transfer():
 
 
 @pytest.fixture(scope="module")
-def real_data():
-    return _load_example("real_data_experiments")
+def benchmark():
+    return _load_example("multi_study_benchmark")
 
 
 def test_osdr_transfer_runs_on_a_stand_in_pair(osdr_transfer, shared_data, tmp_path):
@@ -59,29 +58,37 @@ def test_stand_in_halves_are_disjoint_and_stratified(osdr_transfer, shared_data,
     assert sorted(flights) == [11, 12]
 
 
-def test_real_data_corpus_excludes_the_evaluation_dataset(real_data, shared_data, tmp_path):
-    datasets = real_data.load_datasets(shared_data, tmp_path)
-    assert {name: a.n_obs for name, a in datasets.items()} == {
+def test_benchmark_corpus_excludes_the_evaluation_dataset(benchmark, shared_data, tmp_path):
+    sets = benchmark.load_datasets(shared_data, tmp_path)
+    assert {name: a.n_obs for name, a in sets.items()} == {
         "OSD-758": 35,
         "curatedAdipoRNA": 98,
         "Benayoun-aging": 41,
+        "Weger-liver": 12,
+        "neutrophils": 16,
     }
-    corpus = real_data.corpus_excluding(datasets, "OSD-758")
-    assert corpus.n_obs == 139 and corpus.n_vars > 10000
-    assert not np.isin(datasets["OSD-758"].obs_names, corpus.obs_names.str.split("/").str[0]).any()
-    assert set(corpus.obs["dataset"]) == {"curatedAdipoRNA", "Benayoun-aging"}
+    corpus, names = benchmark.corpus_for(sets, "OSD-758")
+    assert corpus.n_obs == 151 and corpus.n_vars > 10000
+    assert not np.isin(sets["OSD-758"].obs_names, corpus.obs_names.str.split("/").str[0]).any()
+    assert set(corpus.obs["dataset"]) == {"curatedAdipoRNA", "Benayoun-aging", "Weger-liver"}
+    studies = corpus.obs["study"].astype(str)
+    assert studies.str.startswith("curatedAdipoRNA:").sum() == 98
+    assert studies[studies.str.startswith("curatedAdipoRNA:")].nunique() == 16
+    corpus, names = benchmark.corpus_for(sets, "neutrophils")
+    assert "neutrophils" not in names and corpus.n_obs == 35 + 98 + 41 + 12
     with pytest.raises(KeyError, match="No dataset"):
-        real_data.corpus_excluding(datasets, "OSD-999")
+        benchmark.corpus_for(sets, "OSD-999")
 
 
 @pytest.mark.slow
-def test_logreg_reproduces_the_reference_leave_one_out_numbers(real_data, shared_data, tmp_path):
+def test_logreg_reproduces_the_reference_leave_one_out_numbers(benchmark, shared_data, tmp_path):
     """Shared README: LOO, 2,000 genes, C by inner CV → AUROC 0.79 (plain C=1: 0.86)."""
     from gtlomics.evaluation import pooled_scores
     from gtlomics.evaluation.experiment import run_experiment
 
-    datasets = real_data.load_datasets(shared_data, tmp_path)
-    spec = replace(real_data.reference_spec(0), arms=("logreg",))
-    outcome = run_experiment(spec, datasets["OSD-758"], tmp_path / "r", progress=False)
+    sets = benchmark.load_datasets(shared_data, tmp_path)
+    outcome = run_experiment(
+        benchmark.reference_spec(0), sets["OSD-758"], tmp_path / "r", progress=False
+    )
     pooled = pooled_scores(outcome.result).set_index("arm")
     assert 0.74 <= pooled.loc["logreg", "auroc"] <= 0.90

@@ -31,8 +31,9 @@ SYNTHETIC_BANNER = (
 )
 REAL_DATA_HINT = (
     "Real experiments: `python examples/osdr_transfer.py` (train OSD-105, test OSD-104, "
-    "downloaded from NASA OSDR) and `python examples/real_data_experiments.py` (OSD-758 and "
-    "curatedAdipoRNA from ../shared/data); or `gtlomics evaluate --data X.h5ad --label-key KEY`."
+    "downloaded from NASA OSDR) and `python examples/multi_study_benchmark.py` (every labelled "
+    "task in ../shared/data, docs/results.md); or "
+    "`gtlomics evaluate --data X.h5ad --label-key KEY`."
 )
 
 
