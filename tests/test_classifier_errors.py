@@ -133,7 +133,7 @@ def test_empty_and_duplicate_gene_ids(clf, adata):
 def test_zero_overlap_with_foundation_genes(clf, adata):
     renamed = adata.copy()
     renamed.var_names = [f"ENSMUSG{i:011d}" for i in range(adata.n_vars)]
-    with pytest.raises(ValueError, match=r"Only 0 of the foundation.s 64 genes .* same id type"):
+    with pytest.raises(ValueError, match=r"Only 0 of 64 foundation genes .* same id type"):
         clf.fit(renamed)
 
 

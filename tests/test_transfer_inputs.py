@@ -198,7 +198,7 @@ def test_input_without_the_foundation_genes_is_refused(off_corpus, gtl):
     study = gtl.fewshot(12)
     renamed = study.copy()
     renamed.var_names = [f"other_{gene}" for gene in study.var_names]
-    with pytest.raises(ValueError, match=r"Only 0 of the foundation's \d+ genes"):
+    with pytest.raises(ValueError, match=r"Only 0 of \d+ foundation genes"):
         GTLClassifier(foundation=off_corpus, **FAST).fit(renamed, _labels(study))
 
 

@@ -16,6 +16,7 @@ from gtlomics.expression import (
     GeneVocab,
     PreparedExpression,
     PreprocessingConfig,
+    check_overlap,
     prepare_expression,
 )
 
@@ -86,15 +87,7 @@ def check_token_overlap(tokens: GeneVocab, gene_ids: tuple[str, ...], min_overla
     The read-out head may add the study's own genes to the vocabulary, which would otherwise let
     an input with none of the encoder's genes pass the overlap check of the whole vocabulary.
     """
-    positions = tokens.positions(gene_ids)
-    n_found = int(np.unique(positions[positions >= 0]).size)
-    if n_found == 0 or n_found < min_overlap * len(tokens):
-        raise ValueError(
-            f"Only {n_found} of the foundation's {len(tokens)} genes were found in the input "
-            f"(min_overlap={min_overlap:.0%}). Example foundation gene: {tokens.genes[0]!r}; "
-            f"example input gene: {gene_ids[0]!r}. Are both the same id type (Ensembl, symbol, "
-            "RefSeq)? Map the ids, or pass gene_column= to read another adata.var column."
-        )
+    check_overlap(tokens.positions(gene_ids), gene_ids, tokens, min_overlap, what="foundation")
 
 
 def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

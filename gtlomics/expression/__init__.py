@@ -9,6 +9,7 @@ from gtlomics.expression.ids import strip_ensembl_version
 from gtlomics.expression.prepare import (
     DuplicateGeneWarning,
     PreparedExpression,
+    check_overlap,
     prepare_expression,
 )
 from gtlomics.expression.table import ExpressionTable, read_expression
@@ -22,6 +23,7 @@ __all__ = [
     "PreparedChunk",
     "PreparedExpression",
     "PreprocessingConfig",
+    "check_overlap",
     "iter_prepared_chunks",
     "prepare_expression",
     "read_expression",

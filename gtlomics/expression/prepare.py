@@ -22,7 +22,13 @@ from gtlomics.expression.table import ExpressionTable, read_expression
 if TYPE_CHECKING:
     from gtlomics.expression.vocab import GeneVocab
 
-__all__ = ["DuplicateGeneWarning", "PreparedExpression", "prepare_expression", "prepare_table"]
+__all__ = [
+    "DuplicateGeneWarning",
+    "PreparedExpression",
+    "check_overlap",
+    "prepare_expression",
+    "prepare_table",
+]
 
 
 class DuplicateGeneWarning(UserWarning):
@@ -127,7 +133,7 @@ def prepare_table(
     check_values(table.values, table.sample_ids, table.gene_ids, allow_negative=requested == "real")
     resolved = resolve_input_scale(table.values, requested)
     targets = vocab.positions(table.gene_ids)
-    n_matched = _check_overlap(targets, table.gene_ids, vocab, config.min_overlap)
+    n_matched = check_overlap(targets, table.gene_ids, vocab, config.min_overlap)
     if warn_duplicates:
         _warn_duplicates(targets, vocab)
     linear_factor = None
@@ -145,12 +151,16 @@ def prepare_table(
     return PreparedExpression(values, present, table.sample_ids, n_matched, resolved)
 
 
-def _check_overlap(targets: np.ndarray, gene_ids, vocab: GeneVocab, min_overlap: float) -> int:
+def check_overlap(
+    targets: np.ndarray, gene_ids, vocab: GeneVocab, min_overlap: float, *, what: str = "vocabulary"
+) -> int:
+    """Number of ``vocab`` genes found (``targets`` = ``vocab.positions(gene_ids)``); too few is
+    a ``ValueError`` that shows an id of each side (``what`` names the vocabulary's role)."""
     n_matched = int(np.unique(targets[targets >= 0]).size)
     if n_matched == 0 or n_matched < min_overlap * len(vocab):
         raise ValueError(
-            f"Only {n_matched} of {len(vocab)} vocabulary genes ({n_matched / len(vocab):.1%}) "
-            f"were found in the input (min_overlap={min_overlap:.0%}). Example vocabulary id: "
+            f"Only {n_matched} of {len(vocab)} {what} genes ({n_matched / len(vocab):.1%}) "
+            f"were found in the input (min_overlap={min_overlap:.0%}). Example {what} id: "
             f"{vocab.genes[0]!r}; example input id: {gene_ids[0]!r}. Are both the same id type "
             "(Ensembl, symbol, RefSeq)? Map the ids, or pass gene_column= to read another "
             "adata.var column."
