@@ -288,7 +288,30 @@ def collect(out: Path) -> str:
     means = table.groupby("arm", sort=False)["auroc_per_fold"].mean()
     lines += ["", "Mean per-fold AUROC over tasks:", ""]
     lines += [f"- {arm}: {value:.3f}" for arm, value in means.items()]
+    lines += ["", "GTL against each arm, per-fold AUROC paired over every fold of every task:", ""]
+    lines += paired_lines(reports)
     return "\n".join(lines)
+
+
+def paired_lines(reports: list[Path], challenger: str = "gtl") -> list[str]:
+    """Mean paired difference, wins/ties/losses (|d| < 1e-9 is a tie) and two-sided sign test."""
+    from scipy.stats import binomtest
+
+    folds = pd.concat(
+        pd.read_csv(report / "results.csv").assign(task=report.name) for report in reports
+    )
+    wide = folds.pivot_table(index=["task", "repeat", "fold"], columns="arm", values="auroc")
+    lines = []
+    for arm in [a for a in ARMS if a != challenger and a in wide]:
+        difference = (wide[challenger] - wide[arm]).dropna()
+        wins, losses = int((difference > 1e-9).sum()), int((difference < -1e-9).sum())
+        ties = len(difference) - wins - losses
+        p = binomtest(wins, wins + losses).pvalue if wins + losses else 1.0
+        lines.append(
+            f"- {challenger} − {arm}: {difference.mean():+.3f} over {len(difference)} folds, "
+            f"wins/ties/losses {wins}/{ties}/{losses}, sign test p = {p:.3g}"
+        )
+    return lines
 
 
 def main(argv=None) -> None:
