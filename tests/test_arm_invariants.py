@@ -14,9 +14,9 @@ from gtlomics.evaluation import arms as arm_registry
 from gtlomics.evaluation.baselines import BaselineConfig
 from gtlomics.evaluation.runner import limited_threads
 
-# Small enough for the default suite: 32 genes, 20 trees, 2 epochs of fine-tuning.
+# Small enough for the default suite: 32 genes, 20 trees, 2 epochs of fine-tuning, on CPU.
 BASELINE = BaselineConfig(n_genes=32, n_trees=20)
-GTL_PARAMS = {"epochs": 2, "batch_size": 8}
+GTL_PARAMS = {"epochs": 2, "batch_size": 8, "device": "cpu"}
 PREFIXES = (1, 4)  # X[:1] and X[:4] of the 10 test samples
 # float64 round-off of one sample's 32-term dot product, ~1e-15, with a wide margin; a prediction
 # that depended on the other samples (batch statistics, a batch-wide scaler) moves by far more.
