@@ -5,9 +5,12 @@ Only numpy, pandas and scikit-learn at import time; umap is imported inside ``fi
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from numbers import Integral, Real
@@ -252,7 +255,9 @@ class ClusterScoutGenerator(BaseEstimator):
             random_state=seed,
             n_jobs=1,
         )
-        return np.asarray(model.fit_transform(reduced), dtype=np.float32)
+        with _torch_threads_kept():
+            embedding = model.fit_transform(reduced)
+        return np.asarray(embedding, dtype=np.float32)
 
     def _kmeans(self, embedding: np.ndarray, seed: int) -> np.ndarray:
         from sklearn.cluster import KMeans
@@ -388,6 +393,24 @@ def _refuse_entries(
     if names is not None:
         where += f" (sample {names[0][row]!r}, gene {names[1][col]!r})"
     raise ValueError(f"X has {int(bad.sum())} {problem} values, first at {where}; {fix}.")
+
+
+@contextlib.contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """Give torch back the intra-op thread count it had, whatever the block does to OpenMP.
+
+    UMAP's first numba-parallel call starts numba's OpenMP pool, which sets the shared OpenMP
+    runtime to one thread per core: without this, ``torch.set_num_threads(1)`` before a
+    foundation build would silently be 2 threads (on 2 cores) after it. Torch is only touched
+    when it is already imported.
+    """
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if torch is not None and torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
 
 
 def _import_umap():

@@ -15,17 +15,23 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["gtl_support", "mirror_server"]
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _single_torch_thread():
-    """Run every test on one torch thread.
+def suite_threads() -> int:
+    """Torch intra-op threads of every test: $GTLOMICS_TEST_THREADS, else 1.
 
     The test models are tiny: extra intra-op threads only add overhead (and thrash on a busy
-    2-core machine), and results are bit-identical only at a fixed thread count.
+    2-core machine). Results are bit-identical only at a fixed thread count, so processes a test
+    spawns run with the count of the process that spawns them (``torch.get_num_threads()``).
     """
+    return int(os.environ.get("GTLOMICS_TEST_THREADS", "1"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_torch_threads():
+    """Run the session on :func:`suite_threads` torch threads; restore the count at the end."""
     import torch
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(suite_threads())
     yield
     torch.set_num_threads(previous)
 
@@ -37,6 +43,20 @@ def _private_caches(monkeypatch, tmp_path_factory):
 
     monkeypatch.setenv(auto.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
     auto.clear_memory_cache()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_per_test(_session_torch_threads):
+    """Set the session's thread count again around every test.
+
+    Third-party code can reset the OpenMP pool torch shares (numba's pool start does), and a
+    later test, or a module fixture set up between tests, must not inherit that.
+    """
+    import torch
+
+    torch.set_num_threads(suite_threads())
+    yield
+    torch.set_num_threads(suite_threads())
 
 
 def shared_data_dir() -> Path:

@@ -1,10 +1,11 @@
 """build_foundation under a 2-rank gloo process group, and scripts/torchrun_build.py.
 
-Two spawned processes (one torch thread each, ``file://`` rendezvous) call ``build_foundation``
-with the same arguments, as ``torchrun`` would. Both must return the same foundation, rank 0's
-save must load back, and the guides must equal a one-process build's up to the float round-off
-DDP's gradient all-reduce puts into the pre-trained encoder. The build checkpoints, and a rerun
-with the same arguments resumes from its checkpoints to the same foundation.
+Two spawned processes (``file://`` rendezvous, the test process's torch thread count) call
+``build_foundation`` with the same arguments, as ``torchrun`` would. Both must return the same
+foundation, rank 0's save must load back, and the guides must equal a one-process build's up to
+the float round-off DDP's gradient all-reduce puts into the pre-trained encoder. The build
+checkpoints, and a rerun with the same arguments resumes from its checkpoints to the same
+foundation.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from gtl_support import MICRO_PRESET, corpus, fewshot
+from threadpoolctl import threadpool_limits
 
 from gtlomics.classifier import GTLClassifier
 from gtlomics.foundation import Foundation, build_foundation
@@ -30,6 +32,8 @@ from gtlomics.train import ScoutConfig
 distributed = importlib.import_module("gtlomics.train.distributed")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# A subprocess's native thread pools, set like the test process's (torch sets its own count).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 SCRIPT = REPO_ROOT / "scripts" / "torchrun_build.py"
 # 4 scouts, so each of the 2 ranks trains a block of 2.
 PRESET = replace(MICRO_PRESET, n_scouts=4, scouts=ScoutConfig(steps=5, batch_size=8))
@@ -93,9 +97,13 @@ def _checkpoint_files(out: Path) -> dict[str, tuple]:
     return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in files}
 
 
-def _build_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
-    """One gloo rank: rank 0's error broadcast, a checkpointed build, its rerun, a plain one."""
-    torch.set_num_threads(1)
+def _build_worker(rank: int, world_size: int, init_file: str, out_dir: str, threads: int) -> None:
+    """One gloo rank: rank 0's error broadcast, a checkpointed build, its rerun, a plain one.
+
+    ``threads``: the torch thread count of the test process, which builds the one-process
+    reference.
+    """
+    torch.set_num_threads(threads)
     calls = _spy_on_trainers()
     dist.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
@@ -143,7 +151,8 @@ def _build_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> N
 def two_ranks(tmp_path_factory) -> tuple[Path, list[dict]]:
     """Rank 0's save folder and both ranks' build outputs of one 2-process gloo job."""
     out = tmp_path_factory.mktemp("gloo_build")
-    mp.spawn(_build_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
+    args = (2, str(out / "init"), str(out), torch.get_num_threads())
+    mp.spawn(_build_worker, args=args, nprocs=2, join=True)
     return out, [torch.load(out / f"rank{r}.pt") for r in range(2)]
 
 
@@ -235,6 +244,11 @@ def test_an_error_on_rank_0_reaches_every_rank(two_ranks):
     assert [rank["broadcast_error"] for rank in ranks] == ["rank 0 cannot draw cousin tasks"] * 2
 
 
+def _pythonpath() -> str:
+    """PYTHONPATH under which a subprocess imports the ``gtlomics`` this process tests."""
+    return os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+
+
 def _load_script(monkeypatch):
     spec = importlib.util.spec_from_file_location("gtlomics_torchrun_build", SCRIPT)
     module = importlib.util.module_from_spec(spec)
@@ -249,8 +263,9 @@ SCRIPT_ARGS = ["--synthetic", "60", "--preset", "tiny", "--genes", "24", "--scou
 
 def test_script_in_one_process_writes_a_loadable_foundation(tmp_path, monkeypatch):
     out = tmp_path / "foundation"
-    command = [sys.executable, str(SCRIPT), *SCRIPT_ARGS, "--out", str(out), "--threads", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    threads = str(torch.get_num_threads())  # the script runs on this process's threads
+    command = [sys.executable, str(SCRIPT), *SCRIPT_ARGS, "--out", str(out), "--threads", threads]
+    env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, threads), "PYTHONPATH": _pythonpath()}
     done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300, env=env)
     summary = json.loads(done.stdout.strip())
     assert done.stdout.strip().count("\n") == 0
@@ -263,12 +278,17 @@ def test_script_in_one_process_writes_a_loadable_foundation(tmp_path, monkeypatc
     script = _load_script(monkeypatch)
     args = script.parse_args([*SCRIPT_ARGS, "--out", str(out)])
     plan = script.build_plan(args)
-    expected = build_foundation(script.load_corpus(args, plan.n_genes), preset=plan, random_state=3)
+    with threadpool_limits(limits=int(threads)):  # numpy's BLAS as in the script's process
+        expected = build_foundation(
+            script.load_corpus(args, plan.n_genes), preset=plan, random_state=3
+        )
     assert list(loaded.vocab.genes) == list(expected.vocab.genes)
-    # The same build in another process: equal to float round-off (this pytest process and a
-    # plain python one differ by up to ~3e-5 relative in guides; another seed: 0.85).
+    # The same build with the same thread counts in another process: the same bits. (It differed
+    # by ~3e-5 relative when this process ran 2 torch threads and the script 1.)
     for name, guide in expected.guides.raw.items():
-        assert _relative_difference(loaded.guides.raw[name], guide) <= 1e-3, name
+        assert torch.equal(loaded.guides.raw[name], guide), name
+    for name, weight in expected.encoder_state.items():
+        assert torch.equal(loaded.encoder_state[name], weight), name
 
 
 def test_script_refuses_an_existing_out_before_building(tmp_path, monkeypatch):

@@ -258,6 +258,8 @@ def test_chunks_from_disk_equal_one_big_call(tmp_path, synthetic_corpus, sparse_
         chunks = list(iter_prepared_chunks(source, vocab, cfg, chunk_size=16))
         assert [(c.start, c.stop) for c in chunks] == [(0, 16), (16, 32), (32, 48), (48, 50)]
         stacked = np.vstack([c.expression.values for c in chunks])
+        # bit for bit: every step is per sample (library size, log) or per gene, never a sum
+        # over samples, so the rows that share a chunk cannot change a row's bits
         np.testing.assert_array_equal(stacked, whole.values)
         ids = np.concatenate([c.expression.sample_ids for c in chunks])
         assert ids.tolist() == adata.obs_names.tolist()

@@ -8,7 +8,8 @@ The build runs in a subprocess (this file is also the worker: see :func:`worker_
    bytes are in the temporary file), which must leave the previous checkpoint intact.
 
 A third run completes, and its saved foundation must equal, file by file (sha256), a foundation
-built without interruption and without checkpoints in this process with the same seed.
+built without interruption and without checkpoints in this process with the same seed. Bit for
+bit because the layout is the same: the workers run this process's torch and BLAS thread counts.
 
 The worker pauses at a chosen point (a marker file tells the test it is there) so that the kill
 lands at a known moment instead of a timing race. UMAP is replaced by a deterministic stand-in
@@ -31,8 +32,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 TESTS_DIR = Path(__file__).resolve().parent
+# A worker's native thread pools, set like this process's (torch's own count is an argument).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 SEED = 11
 CHECKPOINT_EVERY = 1
 PAUSE_S = 300  # a paused worker waits this long for its SIGKILL
@@ -124,9 +128,10 @@ def _hook_saves(stage: str, pause: str, counts: dict[str, int], marker: Path) ->
 
 
 def worker_main(argv: list[str]) -> None:
-    """``checkpoint_dir out_dir pause marker``: build, save to ``out_dir``, report save counts."""
-    checkpoint_dir, out_dir, pause, marker = argv
-    torch.set_num_threads(1)
+    """``checkpoint_dir out_dir pause marker threads``: build on ``threads`` torch threads, save to
+    ``out_dir``, report save counts."""
+    checkpoint_dir, out_dir, pause, marker, threads = argv
+    torch.set_num_threads(int(threads))
     importlib.import_module("gtlomics.scouts")._import_umap = _import_pca_as_umap
     counts = {"pretrain": 0, "scouting": 0}
     for stage in counts:
@@ -148,13 +153,19 @@ def _start_worker(tmp_path: Path, run: str, pause: str) -> tuple[subprocess.Pope
         f"import sys; sys.path.insert(0, {str(TESTS_DIR)!r}); "
         "from test_kill_resume import worker_main; worker_main(sys.argv[1:])"
     )
-    args = [str(tmp_path / "checkpoints"), str(out_dir), pause, str(marker)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    threads = str(torch.get_num_threads())  # the reference's layout: this process's threads
+    args = [str(tmp_path / "checkpoints"), str(out_dir), pause, str(marker), threads]
+    env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, threads), "PYTHONPATH": _pythonpath()}
     with open(tmp_path / f"{run}.stderr", "wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=stderr, env=env
         )
     return process, marker, out_dir
+
+
+def _pythonpath() -> str:
+    """PYTHONPATH under which a worker imports the ``gtlomics`` this process tests."""
+    return os.pathsep.join(filter(None, [str(TESTS_DIR.parent), os.environ.get("PYTHONPATH")]))
 
 
 def _stderr(marker: Path) -> str:
@@ -187,16 +198,16 @@ def _file_digests(folder: Path) -> dict[str, str]:
 
 @pytest.fixture()
 def reference(tmp_path, monkeypatch) -> Path:
-    """The same build, uninterrupted and without checkpoints, in this process."""
+    """The same build, uninterrupted and without checkpoints, in this process.
+
+    On the thread counts the workers get: this process's torch threads, and as many for numpy's
+    BLAS (the workers' environment sets it).
+    """
     monkeypatch.setattr(
         importlib.import_module("gtlomics.scouts"), "_import_umap", _import_pca_as_umap
     )
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with threadpool_limits(limits=torch.get_num_threads()):
         foundation = build_tiny(None)
-    finally:
-        torch.set_num_threads(previous)
     return foundation.save(tmp_path / "reference")
 
 

@@ -194,3 +194,25 @@ def test_cousin_task_satisfies_the_task_interface(fitted):
     assert isinstance(task, CousinTask)
     assert task.indices.dtype == np.int64 and task.labels.shape == task.indices.shape
     assert set(task.labels.tolist()) == {0, 1}
+
+
+def test_fitting_gives_torch_back_the_threads_the_caller_set(log_corpus, monkeypatch):
+    """UMAP's first numba-parallel call resets the shared OpenMP pool to one thread per core;
+    a caller's ``torch.set_num_threads`` must survive a fit (a stand-in UMAP does the same)."""
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    import gtlomics.scouts as scouts
+
+    class ResettingUmap:
+        def __init__(self, *, n_components: int, **_):
+            self.n_components = n_components
+
+        def fit_transform(self, X):
+            torch.set_num_threads(torch.get_num_threads() + 1)  # as numba's pool start does
+            return np.asarray(X)[:, : self.n_components]
+
+    monkeypatch.setattr(scouts, "_import_umap", lambda: SimpleNamespace(UMAP=ResettingUmap))
+    before = torch.get_num_threads()
+    ClusterScoutGenerator(**PARAMS, random_state=0).fit(log_corpus[0])
+    assert torch.get_num_threads() == before

@@ -114,8 +114,17 @@ def test_rows_and_centroid_assignment_match_in_memory(corpus_file, vocab):
     rows = np.array([0, 36, 37, 100, 299])
     np.testing.assert_array_equal(read_rows(corpus, rows), values[rows])
     centroids = values[[5, 50, 150]]
-    brute = ((values[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
-    np.testing.assert_array_equal(assign_to_centroids(corpus, centroids), brute)
+    assigned = assign_to_centroids(corpus, centroids)
+    # Brute force in float64. The chunked float32 ‖x‖² − 2x·c + ‖c‖² may round a near-tie the
+    # other way: rows whose two nearest centroids are within 1e-4 of the squared norms involved
+    # (float32 round-off over 200 genes is ~1e-5 of them) may differ; all others must agree.
+    exact = values.astype(np.float64)
+    distance = ((exact[:, None, :] - exact[[5, 50, 150]][None]) ** 2).sum(-1)
+    nearest, second = np.sort(distance, axis=1)[:, :2].T
+    scale = (exact**2).sum(1) + (exact[[5, 50, 150]] ** 2).sum(1).max()
+    clear = second - nearest > 1e-4 * scale
+    assert clear.mean() > 0.9  # the comparison covers nearly every row
+    np.testing.assert_array_equal(assigned[clear], distance.argmin(1)[clear])
     with pytest.raises(ValueError, match="sorted and unique"):
         read_rows(corpus, np.array([5, 2]))
 
