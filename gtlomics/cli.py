@@ -83,7 +83,9 @@ def _add_foundation(commands) -> None:
         "--batch-key", help="obs column naming each sample's study: standardise studies alone"
     )
     build.add_argument(
-        "--value-encoding", default="log", choices=["log", "rank"], help="input values or ranks"
+        "--value-encoding",
+        choices=["log", "rank"],
+        help="values as log-CPM or per-sample rank normal scores (default: rank; --stream: log)",
     )
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--checkpoint-dir", help="resumable checkpoints")
@@ -157,6 +159,7 @@ def _run_demo(args, say: Callable[[str], None]) -> None:
 def _run_foundation_build(args, say) -> None:
     from gtlomics.expression import PreprocessingConfig
     from gtlomics.foundation import build_foundation, default_foundation_dir
+    from gtlomics.foundation.build import DEFAULT_VALUE_ENCODING
 
     if args.stream:
         _run_streaming_build(args, say)
@@ -166,7 +169,9 @@ def _run_foundation_build(args, say) -> None:
     _check_build_paths(out, args)
     corpus = _read_h5ad(args.input)
     preprocessing = PreprocessingConfig(
-        layer=args.layer, gene_column=args.gene_column, value_encoding=args.value_encoding
+        layer=args.layer,
+        gene_column=args.gene_column,
+        value_encoding=args.value_encoding or DEFAULT_VALUE_ENCODING,
     )
     say(f"Building a foundation ({args.preset}) on {corpus.n_obs} samples from {args.input}...")
     foundation = build_foundation(
@@ -196,7 +201,7 @@ def _run_streaming_build(args, say) -> None:
             "--checkpoint-dir does not apply with --stream (streaming pre-training does not "
             "checkpoint yet); drop it, or build without --stream if the corpus fits in memory."
         )
-    if args.batch_key or args.value_encoding != "log":
+    if args.batch_key or args.value_encoding == "rank":
         raise ValueError(
             "--batch-key and --value-encoding rank are not supported with --stream yet; drop "
             "them, or build without --stream if the corpus fits in memory."

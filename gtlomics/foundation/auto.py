@@ -33,10 +33,9 @@ import torch
 
 from gtlomics._version import __version__
 from gtlomics.expression import ExpressionTable
-from gtlomics.foundation.build import build_foundation
+from gtlomics.foundation.build import DEFAULT_VALUE_ENCODING, build_foundation
 from gtlomics.foundation.default import default_foundation_dir
 from gtlomics.foundation.presets import CousinTaskSettings, FoundationPreset
-from gtlomics.foundation.record import FORMAT_VERSION, Foundation
 from gtlomics.train import PretrainConfig, ScoutConfig
 
 __all__ = [
@@ -143,6 +142,7 @@ def auto_foundation_key(
         "library": __version__,
         "format": FORMAT_VERSION,
         "settings": asdict(settings),
+        "value_encoding": DEFAULT_VALUE_ENCODING,
         "seed": int(seed),
         "device": device,
         "shape": list(matrix.shape),
