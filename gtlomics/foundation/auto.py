@@ -36,6 +36,7 @@ from gtlomics.expression import ExpressionTable
 from gtlomics.foundation.build import DEFAULT_VALUE_ENCODING, build_foundation
 from gtlomics.foundation.default import default_foundation_dir
 from gtlomics.foundation.presets import CousinTaskSettings, FoundationPreset
+from gtlomics.foundation.record import FORMAT_VERSION, Foundation
 from gtlomics.train import PretrainConfig, ScoutConfig
 
 __all__ = [
