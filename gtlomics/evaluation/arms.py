@@ -27,6 +27,7 @@ __all__ = [
     "ABLATION_NAMES",
     "BASELINE_NAMES",
     "CONTROL_ARM_NAMES",
+    "ENCODING_BASELINE_NAMES",
     "GTL_ARM_NAMES",
     "Arm",
     "baseline_arms",
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 BASELINE_NAMES: tuple[str, ...] = ("logreg", "linear_svm", "random_forest", "knn")
+ENCODING_BASELINE_NAMES: tuple[str, ...] = ("logreg_rank",)
+"""Baselines that tell an input encoding's gain from pre-training's (not run by default)."""
 GTL_ARM_NAMES: tuple[str, ...] = ("scratch", "pretrained", "gtl")
 CONTROL_ARM_NAMES: tuple[str, ...] = ("probe", "gtl_shuffled", "gtl_constant")
 """The linear probe alone and GTL with shuffled or constant guides (the guides' controls)."""
@@ -96,12 +99,15 @@ def baseline_arms(
         "linear_svm": "linear SVM, C=1",
         "random_forest": f"random forest, {config.n_trees} trees",
         "knn": f"k-NN, k={config.n_neighbors}",
+        "logreg_rank": "logistic regression, C by inner CV",
     }
     arms = []
     for name in names:
         if name not in descriptions:
-            raise ValueError(f"Unknown baseline {name!r}; choose from {BASELINE_NAMES}.")
-        description = f"{descriptions[name]} on log-CPM, top {config.n_genes} variable genes"
+            known = [*BASELINE_NAMES, *ENCODING_BASELINE_NAMES]
+            raise ValueError(f"Unknown baseline {name!r}; choose from {known}.")
+        inputs = "rank normal scores" if name == "logreg_rank" else "log-CPM"
+        description = f"{descriptions[name]} on {inputs}, top {config.n_genes} variable genes"
         factory = partial(_build_baseline, name, config)
         arms.append(Arm(name, factory, "baseline", description, threads=1))
     return arms
@@ -298,17 +304,18 @@ def build_arms(
     gtl_params
         Extra ``GTLClassifier`` parameters of the neural arms.
     """
-    known = (*BASELINE_NAMES, *GTL_ARM_NAMES, *CONTROL_ARM_NAMES, *ABLATION_NAMES)
+    classical = (*BASELINE_NAMES, *ENCODING_BASELINE_NAMES)
+    known = (*classical, *GTL_ARM_NAMES, *CONTROL_ARM_NAMES, *ABLATION_NAMES)
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ValueError(f"Unknown arms {unknown}; choose from {list(known)}.")
-    needs_foundation = [n for n in names if n not in BASELINE_NAMES and n != "scratch"]
+    needs_foundation = [n for n in names if n not in classical and n != "scratch"]
     if needs_foundation and foundation is None:
         raise ValueError(
             f"Arms {needs_foundation} need a foundation; pass one (build it with "
             "`gtlomics foundation build`) or drop those arms."
         )
-    pool = baseline_arms([n for n in names if n in BASELINE_NAMES], baseline)
+    pool = baseline_arms([n for n in names if n in classical], baseline)
     neural = (*GTL_ARM_NAMES, *CONTROL_ARM_NAMES)
     pool += gtl_arms(foundation, names=[n for n in names if n in neural], params=gtl_params)
     if any(name in ABLATION_NAMES for name in names):

@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from gtlomics.evaluation.features import LogCPM, MostVariableGenes
+from gtlomics.evaluation.features import LogCPM, MostVariableGenes, RankNormalScores
 from gtlomics.linear import DEFAULT_ALPHAS, DEFAULT_CS, InnerCVLogisticRegression, InnerCVRidge
 
 __all__ = [
@@ -93,7 +93,9 @@ def make_baseline(name: str, config: BaselineConfig = DEFAULT_BASELINE, seed: in
     Parameters
     ----------
     name
-        ``"logreg"`` (C by inner CV), ``"linear_svm"``, ``"random_forest"`` or ``"knn"``.
+        ``"logreg"`` (C by inner CV), ``"linear_svm"``, ``"random_forest"``, ``"knn"``, or
+        ``"logreg_rank"`` (the same logistic regression on per-sample rank normal scores instead
+        of log-CPM).
     config
         Shared settings.
     seed
@@ -104,9 +106,14 @@ def make_baseline(name: str, config: BaselineConfig = DEFAULT_BASELINE, seed: in
     sklearn.pipeline.Pipeline
         Unfitted; accepts AnnData, DataFrame or a count array.
     """
+    if name == "logreg_rank":  # the rank foundation's encoding, for a tuned linear model
+        encoding = ("rank_scores", RankNormalScores(layer=config.layer))
+        name = "logreg"
+    else:
+        encoding = ("log_cpm", LogCPM(layer=config.layer))
     return Pipeline(
         [
-            ("log_cpm", LogCPM(layer=config.layer)),
+            encoding,
             ("genes", MostVariableGenes(n_genes=config.n_genes)),
             ("scale", StandardScaler()),
             ("classifier", _classifier(name, config, seed)),

@@ -85,6 +85,38 @@ class LogCPM(TransformerMixin, BaseEstimator):
         return np.log1p(counts / library * self.target_sum)
 
 
+class RankNormalScores(TransformerMixin, BaseEstimator):
+    """Each sample's counts as normal scores of their ranks among its genes (no fitted state).
+
+    The encoding of a rank foundation (``PreprocessingConfig(value_encoding="rank")``) given to a
+    classical model, so a benchmark can tell the encoding's gain from pre-training's.
+
+    Examples
+    --------
+    >>> RankNormalScores().fit_transform(np.array([[0.0, 5.0, 1.0]])).round(2)
+    array([[-0.97,  0.97,  0.  ]])
+    """
+
+    def __init__(self, *, layer: str | None = None):
+        self.layer = layer
+
+    def fit(self, X, y=None) -> RankNormalScores:
+        self.n_features_in_ = count_matrix(X, layer=self.layer).shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        from gtlomics.expression.scale import rank_normal_scores
+
+        check_is_fitted(self, "n_features_in_")
+        values = count_matrix(X, layer=self.layer)
+        if values.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"RankNormalScores was fitted on {self.n_features_in_} genes but got "
+                f"{values.shape[1]}; pass the same genes in the same order."
+            )
+        return rank_normal_scores(values).astype(np.float64)
+
+
 class MostVariableGenes(TransformerMixin, BaseEstimator):
     """Keep the ``n_genes`` columns with the largest variance on the training samples.
 
