@@ -33,8 +33,26 @@ __all__ = [
     "ScoutTimings",
     "add_cousin_tasks",
     "draw_cousin_tasks",
+    "shift_to_nonnegative",
     "tasks_from_uns",
 ]
+
+
+def shift_to_nonnegative(values: np.ndarray) -> np.ndarray:
+    """``values`` minus their minimum when it is negative, for :class:`ClusterScoutGenerator`.
+
+    The generator refuses negative values as a likely mistake (z-scored data passed for log
+    values). Values negative by design (per-study standardised, rank normal scores) can pass
+    through this: the generator's PCA centres every gene, so one constant offset changes no
+    cluster.
+
+    Examples
+    --------
+    >>> shift_to_nonnegative(np.array([[-1.0, 2.0]])).tolist()
+    [[0.0, 3.0]]
+    """
+    return values - min(0.0, float(values.min())) if values.size else values
+
 
 _KMEANS_N_INIT = 10  # k-means++ restarts: 4 left 6 planted blobs at a local optimum (ARI 0.85)
 

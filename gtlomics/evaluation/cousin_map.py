@@ -35,9 +35,10 @@ def cousin_task_map(foundation: Any, corpus: Any, *, seed: int = 0, n_tasks: int
     from gtlomics.expression import prepare_expression
     from gtlomics.foundation import CousinTaskSettings
     from gtlomics.plotting.cousin_tasks import plot_cousin_tasks
-    from gtlomics.scouts import ClusterScoutGenerator, ScoutCapWarning
+    from gtlomics.scouts import ClusterScoutGenerator, ScoutCapWarning, shift_to_nonnegative
 
     values = prepare_expression(corpus, foundation.vocab, foundation.preprocessing).values
+    values = shift_to_nonnegative(values)  # rank-encoded foundations give negative values
     recorded = foundation.provenance.build_config.get("cousin_tasks", {})
     settings = CousinTaskSettings(**recorded).for_samples(values.shape[0])
     generator = ClusterScoutGenerator(

@@ -341,11 +341,9 @@ def _checkpoints(checkpoint_dir: str | os.PathLike | None, every: int) -> dict:
 
 
 def _cousin_tasks(values: np.ndarray, plan: FoundationPreset, seed: int) -> list:
-    from gtlomics.scouts import ScoutCapWarning
+    from gtlomics.scouts import ScoutCapWarning, shift_to_nonnegative
 
-    # Per-study standardised values are negative in places, which the generator refuses as a
-    # likely user error. Its PCA centres every gene, so one constant offset changes nothing.
-    values = values - min(0.0, float(values.min()))
+    values = shift_to_nonnegative(values)  # standardised or rank values are negative by design
     generator = plan.task_generator(values.shape[0], seed)
     with warnings.catch_warnings():  # sizes scaled to the corpus on purpose: log, don't warn
         warnings.simplefilter("ignore", ScoutCapWarning)
