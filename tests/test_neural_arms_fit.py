@@ -43,11 +43,22 @@ def test_scratch_arm_standardizes_on_its_training_samples(gtl):
     assert not torch.all(encoder.gene_scale == 1.0)
 
 
-def test_pretrained_arm_keeps_the_foundation_standardization(gtl, foundation):
+def test_standardize_foundation_keeps_the_corpus_standardization(gtl, foundation):
     expected = foundation.encoder_state["gene_center"].clone()
-    clf = GTLClassifier(foundation=foundation, epochs=1, random_state=0)
+    clf = GTLClassifier(foundation=foundation, standardize="foundation", epochs=1, random_state=0)
     clf.fit(gtl.fewshot(12))
     assert torch.equal(clf.model_.encoder.gene_center.cpu(), expected)
+
+
+def test_default_standardization_is_fitted_on_the_study(gtl, foundation):
+    study = gtl.fewshot(12)
+    clf = GTLClassifier(foundation=foundation, epochs=1, random_state=0).fit(study)
+    assert not torch.equal(
+        clf.model_.encoder.gene_center.cpu(), foundation.encoder_state["gene_center"]
+    )
+    values, _ = clf._prepared_inputs(study)
+    n_tokens = clf.model_.encoder.config.n_genes
+    torch.testing.assert_close(clf.model_.encoder.gene_center, values[:, :n_tokens].mean(0))
 
 
 @pytest.mark.parametrize("arm", ["scratch", "pretrained", "gtl"])

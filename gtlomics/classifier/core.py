@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from numbers import Integral, Real
 from pathlib import Path
@@ -420,7 +421,8 @@ class GTLEstimatorCore(BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Sample embeddings ``(n_samples, d_model)`` of the fine-tuned encoder."""
         check_is_fitted(self)
-        return self._forward(X, self.model_.encoder)
+        model = self.model_.members[0] if isinstance(self.model_, SeedEnsemble) else self.model_
+        return self._forward(X, model.embedding)
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit, then return the embeddings of ``X`` (same as ``fit(X, y).transform(X)``)."""
@@ -438,8 +440,8 @@ class GTLEstimatorCore(BaseEstimator):
         present = torch.as_tensor(prepared.present, device=self.device_)
         return values, present
 
-    def _forward(self, X: Any, module: torch.nn.Module) -> np.ndarray:
-        """Run ``module`` on each sample alone, in eval mode, without gradients.
+    def _forward(self, X: Any, module: Callable[..., torch.Tensor]) -> np.ndarray:
+        """Run ``module`` (the model or its embedding) on each sample alone, in eval mode.
 
         One sample at a time: a sample's output then never depends on which other samples are
         predicted with it (batched matrix kernels round differently for different batch sizes).

@@ -61,10 +61,9 @@ def probe_features(model: GTLModel, values: torch.Tensor, present: torch.Tensor)
 
 
 def _features_of(model: GTLModel, values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    pooled = model.embedding(values, present).float()
     if not isinstance(model.head, GeneReadoutHead):
-        return model.encoder(values, present).float()
-    n_tokens = model.encoder.config.n_genes
-    pooled = model.encoder(values[:, :n_tokens], present[..., :n_tokens]).float()
+        return pooled
     return torch.cat([pooled, model.head.standardized(values, present).float()], dim=1)
 
 

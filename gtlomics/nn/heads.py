@@ -162,13 +162,20 @@ class GTLModel(nn.Module):
         self.encoder = encoder
         self.head = head
 
-    def forward(self, values: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-        if not isinstance(self.head, GeneReadoutHead):
-            return self.head(self.encoder(values, present))  # (B, C)
-        n_tokens = self.encoder.config.n_genes  # the read-out may see more genes than tokens
+    def embedding(self, values: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled sample embeddings ``(B, D)`` of the encoder's token columns of ``values``.
+
+        The read-out may see more genes than the encoder has tokens: they are the last columns.
+        """
+        n_tokens = self.encoder.config.n_genes
         token_present = None if present is None else present[..., :n_tokens]
-        pooled = self.encoder(values[:, :n_tokens], token_present)  # (B, D)
-        return self.head(pooled, values, present)  # (B, C)
+        return self.encoder(values[:, :n_tokens], token_present)  # (B, D)
+
+    def forward(self, values: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        pooled = self.embedding(values, present)  # (B, D)
+        if isinstance(self.head, GeneReadoutHead):
+            return self.head(pooled, values, present)  # (B, C)
+        return self.head(pooled)  # (B, C)
 
 
 class SeedEnsemble(nn.Module):
