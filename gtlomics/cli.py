@@ -85,7 +85,7 @@ def _add_foundation(commands) -> None:
     build.add_argument(
         "--value-encoding",
         choices=["log", "rank"],
-        help="values as log-CPM or per-sample rank normal scores (default: rank; --stream: log)",
+        help="values as log-CPM (default) or per-sample rank normal scores",
     )
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--checkpoint-dir", help="resumable checkpoints")
