@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 _MIN_SAMPLES = 8
 DEFAULT_VALUE_ENCODING = "log"
-"""Value encoding of a foundation built without ``preprocessing``: per-study standardised log values.
+"""Value encoding of a foundation built without ``preprocessing``: log values (not ranks).
 
 Chosen by the protocol fixed in ``docs/results.md``: mean per-fold AUROC of the default
 ``GTLClassifier`` over the four benchmark tasks run with both encodings, log 0.9203 vs rank
