@@ -87,7 +87,8 @@ class GTLRegressor(RegressorMixin, GTLEstimatorCore):
     d_model, n_layers, n_heads : int, default=64, 2, 4
         Shape of the from-scratch encoder (``foundation=None`` only).
     n_genes : int, default=2048
-        Vocabulary size of the from-scratch encoder and of a foundation built by ``"auto"``.
+        Vocabulary size of the from-scratch encoder (the most variable training genes); for a
+        foundation built by ``"auto"`` a cap on its vocabulary (``AUTO_PRESET``'s 256 genes).
     device : str, default="auto"
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     random_state : int, RandomState instance or None, default=None
