@@ -13,7 +13,7 @@ A task subclass supplies the few steps that differ, as short hooks:
 * ``_scratch_head``, ``_foundation_model``: the head (its width) and its first weights;
 * ``_fit_probe``: the linear-probe start (logistic or ridge regression);
 * ``_task_state`` / ``_restore_task_state``: the task state ``save`` writes and ``load`` reads;
-* class attributes ``_LOSS`` (:data:`gtlomics.train.finetune.LOSSES`), ``_ENSEMBLE_COMBINE``
+* class attributes ``_LOSS`` (:data:`gtlomics.train.config.LOSSES`), ``_ENSEMBLE_COMBINE``
   (:class:`~gtlomics.nn.SeedEnsemble`), ``_TARGET_KEY_PARAM`` (the ``adata.obs`` column
   parameter) and ``_FORMAT_NAME`` (of the saved directory).
 """

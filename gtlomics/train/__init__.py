@@ -1,7 +1,8 @@
 """Pure-torch training loops: pre-training, scouting, guides, guided updates, fine-tuning."""
 
-from gtlomics.train.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
-from gtlomics.train.finetune import FinetuneConfig, FinetuneEpoch, FinetuneResult, finetune
+from gtlomics.train.checkpoint import load_checkpoint, save_checkpoint
+from gtlomics.train.config import CheckpointConfig, FinetuneConfig, PretrainConfig, ScoutConfig
+from gtlomics.train.finetune import FinetuneEpoch, FinetuneResult, finetune
 from gtlomics.train.guided_update import GuidedUpdate
 from gtlomics.train.guides import (
     CONTROL_MODES,
@@ -10,8 +11,8 @@ from gtlomics.train.guides import (
     adapt_guides,
     control_guides,
 )
-from gtlomics.train.pretrain import PretrainConfig, PretrainEpoch, PretrainResult, pretrain
-from gtlomics.train.scouting import ScoutConfig, ScoutResult, scout_batch_schedule, train_scouts
+from gtlomics.train.pretrain import PretrainEpoch, PretrainResult, pretrain
+from gtlomics.train.scouting import ScoutResult, scout_batch_schedule, train_scouts
 
 __all__ = [
     "CONTROL_MODES",

@@ -10,42 +10,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["CheckpointConfig", "load_checkpoint", "run_fingerprint", "save_checkpoint"]
-
-
-@dataclass(frozen=True)
-class CheckpointConfig:
-    """Where and how often a training loop saves its state.
-
-    Parameters
-    ----------
-    path : str or Path
-        Checkpoint file. If it exists when training starts, training resumes from it.
-    every_n_steps : int
-        Save after every this many optimiser steps (and at the end).
-
-    Examples
-    --------
-    >>> CheckpointConfig("run/pretrain.pt", every_n_steps=50).every_n_steps
-    50
-    """
-
-    path: str | Path
-    every_n_steps: int = 100
-
-    def __post_init__(self) -> None:
-        if self.every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {self.every_n_steps}.")
-
-    def due(self, step: int) -> bool:
-        """True when ``step`` (1-based count of finished steps) is a save point."""
-        return step % self.every_n_steps == 0
+__all__ = ["load_checkpoint", "run_fingerprint", "save_checkpoint"]
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

@@ -42,16 +42,11 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from gtlomics.nn import ExpressionEncoder, set_dropout_generator
-from gtlomics.train.checkpoint import (
-    CheckpointConfig,
-    load_checkpoint,
-    run_fingerprint,
-    save_checkpoint,
-)
+from gtlomics.train.checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from gtlomics.train.config import CheckpointConfig, PretrainConfig, ScoutConfig
 from gtlomics.train.guides import GuideValues
 from gtlomics.train.pretrain import (
     _BATCH,
-    PretrainConfig,
     PretrainResult,
     _draw_mask,
     _Pretrainer,
@@ -59,7 +54,6 @@ from gtlomics.train.pretrain import (
 from gtlomics.train.runtime import autocast_for, child_rng, child_seed, full_precision, to_tensor
 from gtlomics.train.scout_passes import ScoutCost, scouts_per_pass
 from gtlomics.train.scouting import (
-    ScoutConfig,
     ScoutResult,
     _drive,
     _fingerprint,

@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from gtlomics.nn import GTLModel, set_dropout_generator
+from gtlomics.train.config import FinetuneConfig
 from gtlomics.train.guided_update import GuidedUpdate
 from gtlomics.train.guides import GuideValues
 from gtlomics.train.runtime import (
-    OPTIMIZERS,
     autocast_for,
     child_rng,
     child_seed,
@@ -33,43 +33,6 @@ from gtlomics.train.runtime import (
 __all__ = ["FinetuneConfig", "FinetuneEpoch", "FinetuneResult", "finetune"]
 
 _SPLIT, _EPOCH, _DROPOUT = range(3)
-LOSSES: tuple[str, ...] = ("cross_entropy", "mse")
-"""``"cross_entropy"``: integer classes, logits ``(B, C)``; ``"mse"``: float targets, ``(B, 1)``."""
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Settings of :func:`finetune`.
-
-    Examples
-    --------
-    >>> FinetuneConfig(epochs=10, optimizer="sgd").early_stopping_fraction is None
-    True
-    >>> FinetuneConfig(loss="mse").loss
-    'mse'
-    """
-
-    epochs: int = 30
-    batch_size: int = 8
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    optimizer: str = "adamw"
-    grad_clip: float | None = 1.0
-    early_stopping_fraction: float | None = None
-    patience: int = 5
-    autocast_bf16: bool = True
-    loss: str = "cross_entropy"
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise ValueError("epochs, batch_size and patience must be >= 1.")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
-        frac = self.early_stopping_fraction
-        if frac is not None and not 0.0 < frac < 1.0:
-            raise ValueError(f"early_stopping_fraction must be in (0, 1) or None, got {frac}.")
 
 
 @dataclass(frozen=True)

@@ -20,53 +20,14 @@ import torch
 from tqdm.auto import tqdm
 
 from gtlomics.nn import ExpressionEncoder, MaskedExpressionHead, set_dropout_generator
-from gtlomics.train.checkpoint import (
-    CheckpointConfig,
-    load_checkpoint,
-    run_fingerprint,
-    save_checkpoint,
-)
+from gtlomics.train.checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from gtlomics.train.config import CheckpointConfig, PretrainConfig
 from gtlomics.train.runtime import autocast_for, child_rng, child_seed, full_precision, to_tensor
 
 __all__ = ["PretrainConfig", "PretrainEpoch", "PretrainResult", "pretrain"]
 
 _SPLIT, _HEAD, _HOLDOUT_MASK, _EPOCH, _BATCH = range(5)
 MIN_GENE_STD = 1e-3
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Settings of :func:`pretrain`.
-
-    With ``standardize_inputs`` the encoder's per-gene input standardisation
-    (:meth:`~gtlomics.nn.ExpressionEncoder.set_gene_standardization`) is set from the training
-    rows' mean and standard deviation before training.
-
-    Examples
-    --------
-    >>> PretrainConfig(epochs=5, mask_fraction=0.2).lr
-    0.001
-    """
-
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    mask_fraction: float = 0.15
-    grad_clip: float | None = 1.0
-    holdout_fraction: float = 0.1
-    standardize_inputs: bool = True
-    autocast_bf16: bool = True
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1.")
-        for name in ("warmup_fraction", "mask_fraction", "holdout_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
-        if self.mask_fraction == 0.0:
-            raise ValueError("mask_fraction must be > 0: nothing would be predicted.")
 
 
 @dataclass(frozen=True)

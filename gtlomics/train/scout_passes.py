@@ -14,7 +14,7 @@ import torch
 
 from gtlomics.nn.config import EncoderConfig
 from gtlomics.nn.flops import encoder_training_flops
-from gtlomics.train.scout_config import ScoutConfig
+from gtlomics.train.config import ScoutConfig
 
 __all__ = ["CPU_ENSEMBLE_MAX_FLOPS", "CPU_PASS_BYTES", "ScoutCost", "scouts_per_pass"]
 

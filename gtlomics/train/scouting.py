@@ -23,15 +23,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gtlomics.nn import ExpressionEncoder
-from gtlomics.train.checkpoint import (
-    CheckpointConfig,
-    load_checkpoint,
-    run_fingerprint,
-    save_checkpoint,
-)
+from gtlomics.train.checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from gtlomics.train.config import CheckpointConfig, ScoutConfig
 from gtlomics.train.guides import GuideValues
 from gtlomics.train.runtime import child_rng, child_seed, to_tensor
-from gtlomics.train.scout_config import ScoutConfig
 from gtlomics.train.scout_groups import EnsembleScouts, LoopScout
 from gtlomics.train.scout_passes import ScoutCost, scouts_per_pass
 

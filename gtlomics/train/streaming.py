@@ -28,9 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from gtlomics.nn import ExpressionEncoder, MaskedExpressionHead, set_dropout_generator
+from gtlomics.train.config import PretrainConfig
 from gtlomics.train.pretrain import (
     MIN_GENE_STD,
-    PretrainConfig,
     PretrainEpoch,
     PretrainResult,
     _adamw_with_schedule,
