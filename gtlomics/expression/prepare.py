@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from gtlomics.expression.config import PreprocessingConfig
 from gtlomics.expression.scale import (
+    DuplicateGeneWarning,
     Scale,
-    check_values,
-    library_sizes,
-    rank_normal_scores,
-    resolve_input_scale,
+    aligned_log1p,
+    checked_scale,
+    warn_repeated_genes,
 )
 from gtlomics.expression.table import ExpressionTable, read_expression
 
@@ -29,10 +27,6 @@ __all__ = [
     "prepare_expression",
     "prepare_table",
 ]
-
-
-class DuplicateGeneWarning(UserWarning):
-    """Several input columns map to one gene id; their values were summed."""
 
 
 @dataclass(frozen=True)
@@ -129,23 +123,12 @@ def prepare_table(
     warn_duplicates: bool = True,
 ) -> PreparedExpression:
     """:func:`prepare_expression` on an already-read table; ``scale`` overrides auto-detection."""
-    requested = scale or config.input_scale
-    check_values(table.values, table.sample_ids, table.gene_ids, allow_negative=requested == "real")
-    resolved = resolve_input_scale(table.values, requested)
+    resolved = checked_scale(table, scale or config.input_scale)
     targets = vocab.positions(table.gene_ids)
     n_matched = check_overlap(targets, table.gene_ids, vocab, config.min_overlap)
     if warn_duplicates:
-        _warn_duplicates(targets, vocab)
-    linear_factor = None
-    if resolved == "counts" and config.value_encoding == "log":
-        linear_factor = config.target_sum / library_sizes(table.values, table.sample_ids)
-    source = table.values
-    if config.value_encoding == "rank":
-        source = rank_normal_scores(source)
-        resolved_for_sum = "real"
-    else:
-        resolved_for_sum = resolved
-    values = _aligned_log1p(source, targets, len(vocab), linear_factor, resolved_for_sum)
+        warn_repeated_genes(targets, vocab.genes)
+    values = aligned_log1p(table, targets, len(vocab), config, resolved)
     present = np.zeros(len(vocab), dtype=bool)
     present[targets[targets >= 0]] = True
     return PreparedExpression(values, present, table.sample_ids, n_matched, resolved)
@@ -166,49 +149,3 @@ def check_overlap(
             "adata.var column."
         )
     return n_matched
-
-
-def _warn_duplicates(targets: np.ndarray, vocab: GeneVocab) -> None:
-    positions, counts = np.unique(targets[targets >= 0], return_counts=True)
-    repeated = positions[counts > 1]
-    if repeated.size:
-        examples = [vocab.genes[i] for i in repeated[:3]]
-        warnings.warn(
-            f"{repeated.size} gene ids occur in several input columns (e.g. {examples}), e.g. "
-            "versions of one Ensembl id; their values are summed on the linear scale.",
-            DuplicateGeneWarning,
-            stacklevel=3,
-        )
-
-
-def _aligned_log1p(
-    values,
-    targets: np.ndarray,
-    n_vocab: int,
-    linear_factor: np.ndarray | None,
-    scale: Scale = "counts",
-) -> np.ndarray:
-    """Vocab-ordered float32 log1p values; ``linear_factor`` scales counts per sample.
-
-    Columns mapping to one gene are summed on the linear scale; for ``"real"`` values (which
-    have no linear scale) they are averaged.
-    """
-    columns = np.flatnonzero(targets >= 0)
-    block = values[:, columns]
-    block = block.toarray() if sp.issparse(block) else np.asarray(block)
-    block = block.astype(np.float32)
-    if linear_factor is not None:
-        block *= linear_factor.astype(np.float32)[:, None]
-    out = np.zeros((values.shape[0], n_vocab), dtype=np.float32)
-    positions, first, counts = np.unique(targets[columns], return_index=True, return_counts=True)
-    single = counts == 1
-    kept = block[:, first[single]]
-    out[:, positions[single]] = np.log1p(kept) if linear_factor is not None else kept
-    for position in positions[~single]:
-        group = block[:, targets[columns] == position]
-        if scale == "real":
-            out[:, position] = group.mean(axis=1)
-            continue
-        linear = group if linear_factor is not None else np.expm1(group)
-        out[:, position] = np.log1p(linear.sum(axis=1))
-    return out

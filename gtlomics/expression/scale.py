@@ -2,22 +2,96 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
-from gtlomics.expression.config import LOG_SCALE_MAX, InputScale
+from gtlomics.expression.config import LOG_SCALE_MAX, InputScale, PreprocessingConfig
+
+if TYPE_CHECKING:
+    from gtlomics.expression.table import ExpressionTable
 
 __all__ = [
+    "DuplicateGeneWarning",
+    "aligned_log1p",
     "check_values",
+    "checked_scale",
     "library_sizes",
     "looks_log_scaled",
     "rank_normal_scores",
     "resolve_input_scale",
+    "warn_repeated_genes",
 ]
 
 Scale = Literal["counts", "log1p", "real"]
+
+
+class DuplicateGeneWarning(UserWarning):
+    """Several input columns map to one gene id; their values were summed."""
+
+
+def checked_scale(table: ExpressionTable, requested: InputScale) -> Scale:
+    """:func:`check_values` on ``table``, then :func:`resolve_input_scale`."""
+    check_values(table.values, table.sample_ids, table.gene_ids, allow_negative=requested == "real")
+    return resolve_input_scale(table.values, requested)
+
+
+def warn_repeated_genes(targets: np.ndarray, genes: Sequence[str]) -> None:
+    """A :class:`DuplicateGeneWarning` when several columns share a target position in ``genes``."""
+    positions, counts = np.unique(targets[targets >= 0], return_counts=True)
+    repeated = positions[counts > 1]
+    if repeated.size:
+        examples = [genes[i] for i in repeated[:3]]
+        warnings.warn(
+            f"{repeated.size} gene ids occur in several input columns (e.g. {examples}), e.g. "
+            "versions of one Ensembl id; their values are summed on the linear scale.",
+            DuplicateGeneWarning,
+            stacklevel=3,
+        )
+
+
+def aligned_log1p(
+    table: ExpressionTable,
+    targets: np.ndarray,
+    n_genes: int,
+    config: PreprocessingConfig,
+    scale: Scale,
+) -> np.ndarray:
+    """``float32 (n_samples, n_genes)``: column ``j`` of ``table`` lands at ``targets[j]``.
+
+    Counts are scaled to ``config.target_sum`` per sample (library size over all columns) then
+    log1p-transformed; ``value_encoding="rank"`` takes each sample's rank normal scores first.
+    Columns with ``targets < 0`` are dropped. Columns mapping to one gene are summed on the
+    linear scale; for ``"real"`` values (which have no linear scale) they are averaged.
+    """
+    linear_factor = None
+    if scale == "counts" and config.value_encoding == "log":
+        linear_factor = config.target_sum / library_sizes(table.values, table.sample_ids)
+    values = table.values
+    if config.value_encoding == "rank":
+        values, scale = rank_normal_scores(values), "real"
+    columns = np.flatnonzero(targets >= 0)
+    block = values[:, columns]
+    block = block.toarray() if sp.issparse(block) else np.asarray(block)
+    block = block.astype(np.float32)
+    if linear_factor is not None:
+        block *= linear_factor.astype(np.float32)[:, None]
+    out = np.zeros((values.shape[0], n_genes), dtype=np.float32)
+    positions, first, counts = np.unique(targets[columns], return_index=True, return_counts=True)
+    single = counts == 1
+    kept = block[:, first[single]]
+    out[:, positions[single]] = np.log1p(kept) if linear_factor is not None else kept
+    for position in positions[~single]:
+        group = block[:, targets[columns] == position]
+        if scale == "real":
+            out[:, position] = group.mean(axis=1)
+            continue
+        linear = group if linear_factor is not None else np.expm1(group)
+        out[:, position] = np.log1p(linear.sum(axis=1))
+    return out
 
 
 def check_values(

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from gtlomics.expression.config import PreprocessingConfig
-from gtlomics.expression.prepare import prepare_table
+from gtlomics.expression.scale import aligned_log1p, checked_scale, warn_repeated_genes
 from gtlomics.expression.table import read_expression
-
-if TYPE_CHECKING:  # the vocabulary module calls this one, never the other way round
-    from gtlomics.expression.vocab import GeneVocab
 
 __all__ = ["Flavor", "dispersion_scores", "most_variable_genes", "variance_scores"]
 
@@ -27,34 +24,35 @@ def most_variable_genes(
     gene_ids: Any = None,
     flavor: Flavor = "variance",
     batches: Any = None,
-    *,
-    vocab_class: type[GeneVocab],
 ) -> tuple[str, ...]:
     """Ids of the ``n_genes`` most variable genes, most variable first.
 
-    See :meth:`GeneVocab.from_most_variable`, which passes itself as ``vocab_class`` (the
-    vocabulary of every gene the normalisation aligns to).
+    See :meth:`GeneVocab.from_most_variable`. Every distinct gene id of the corpus is
+    normalised as :func:`~gtlomics.expression.prepare_expression` would (duplicates summed).
     """
     table = read_expression(
         X, layer=config.layer, gene_column=config.gene_column, gene_ids=gene_ids
     )
-    every_gene = vocab_class(tuple(dict.fromkeys(table.gene_ids.tolist())))
-    prepared = prepare_table(table, every_gene, config)
-    if n_genes > len(every_gene):
+    resolved = checked_scale(table, config.input_scale)
+    targets, distinct = pd.factorize(table.gene_ids)
+    genes = tuple(distinct.tolist())
+    warn_repeated_genes(targets, genes)
+    values = aligned_log1p(table, targets, len(genes), config, resolved)
+    if n_genes > len(genes):
         warnings.warn(
-            f"n_genes={n_genes} but the corpus has only {len(every_gene)} distinct genes; "
+            f"n_genes={n_genes} but the corpus has only {len(genes)} distinct genes; "
             "the vocabulary keeps all of them.",
             UserWarning,
             stacklevel=3,
         )
     if flavor == "variance":
-        scores = variance_scores(prepared.values, batches)
+        scores = variance_scores(values, batches)
     elif flavor == "seurat":
-        scores = dispersion_scores(prepared.values, every_gene.genes)
+        scores = dispersion_scores(values, genes)
     else:
         raise ValueError(f"flavor must be 'variance' or 'seurat', got {flavor!r}.")
     order = np.argsort(-scores, kind="stable")
-    return tuple(every_gene.genes[i] for i in order[:n_genes])
+    return tuple(genes[i] for i in order[:n_genes])
 
 
 def variance_scores(log_values: np.ndarray, batches: Any = None) -> np.ndarray:

@@ -116,6 +116,4 @@ class GeneVocab:
         if int(n_genes) < 1:
             raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
         config = config or PreprocessingConfig()
-        return cls(
-            most_variable_genes(X, int(n_genes), config, gene_ids, flavor, batches, vocab_class=cls)
-        )
+        return cls(most_variable_genes(X, int(n_genes), config, gene_ids, flavor, batches))
