@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from gtlomics.evaluation.arms import Arm
 from gtlomics.evaluation.protocols import Protocol, Split
 from gtlomics.evaluation.regression_metrics import REGRESSION_METRICS, score_regression
-from gtlomics.evaluation.runner import _plan, limited_threads, sample_ids, take_rows
+from gtlomics.evaluation.runner import fold_plan, limited_threads, sample_ids, take_rows
 
 SELECTION_NOTE = (
     "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
@@ -113,7 +113,7 @@ def evaluate_regression(
     groups = None if groups is None else np.asarray(groups)
     ids = sample_ids(X)
     scores, predictions = [], []
-    plan = _plan(protocol, y, groups, n_repeats, random_state)
+    plan = fold_plan(protocol, y, groups, n_repeats, random_state)
     for repeat, seed, split in tqdm(plan, desc="folds", disable=not progress, unit="fold"):
         for arm in arms:
             record, y_pred = _run_arm(arm, X, y, split, seed)

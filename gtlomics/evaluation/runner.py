@@ -24,7 +24,14 @@ from gtlomics.evaluation.history import TrainingHistory, history_frame
 from gtlomics.evaluation.metrics import METRICS, Predictions, score_predictions
 from gtlomics.evaluation.protocols import Protocol, Split
 
-__all__ = ["EvaluationResult", "evaluate", "sample_ids", "take_rows"]
+__all__ = [
+    "EvaluationResult",
+    "evaluate",
+    "fold_plan",
+    "limited_threads",
+    "sample_ids",
+    "take_rows",
+]
 
 SELECTION_NOTE = (
     "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
@@ -122,7 +129,7 @@ def evaluate(
     _check_inputs(arms, X, y, groups, protocol)
     groups = None if groups is None else np.asarray(groups)
     ids = sample_ids(X)
-    plan = _plan(protocol, y, groups, n_repeats, random_state)
+    plan = fold_plan(protocol, y, groups, n_repeats, random_state)
     scores, predictions, histories = [], [], []
     for repeat, seed, split in tqdm(plan, desc="folds", disable=not progress, unit="fold"):
         fold = _run_fold(arms, X, y, ids, repeat, seed, split)
@@ -154,8 +161,10 @@ def _run_fold(arms, X, y: np.ndarray, ids: np.ndarray, repeat: int, seed: int, s
     return scores, predictions, histories
 
 
-def _plan(protocol, y, groups, n_repeats: int, random_state: int) -> list[tuple[int, int, Split]]:
-    """Every (repeat, model seed, split) to run, in order."""
+def fold_plan(
+    protocol, y, groups, n_repeats: int, random_state: int
+) -> list[tuple[int, int, Split]]:
+    """Every (repeat, model seed, split) to run, in order; shared by every runner."""
     plan = []
     for repeat, child in enumerate(np.random.SeedSequence(random_state).spawn(n_repeats)):
         split_seq, model_seq = child.spawn(2)
