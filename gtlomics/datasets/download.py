@@ -190,16 +190,27 @@ def fetch(
         return _use_local(url, expected, content_sha256)
     config = config or DownloadConfig()
     target = _cache_target(resolve_cache_dir(cache_dir), relpath or _default_relpath(url))
-    downloader = _HashingDownloader(config, progress)
+    http = pooch.HTTPDownloader(
+        progressbar=progress,
+        chunk_size=config.chunk_bytes,
+        timeout=config.timeout_s,
+        headers=_HEADERS,
+    )
+    fetched_digests: list[str] = []  # pooch's mismatch error does not carry the digest
+
+    def download(url: str, output_file: str, pooch_instance) -> None:
+        http(url, output_file, pooch_instance)
+        fetched_digests.append(_sha256(output_file))
+
     try:
-        _with_retries(url, config, lambda: _retrieve(url, target, expected, downloader))
+        _with_retries(url, config, lambda: _retrieve(url, target, expected, download))
     except ValueError as error:  # pooch: the download's sha256 is not the expected one
-        if downloader.sha256 in (None, expected):
+        if not fetched_digests or fetched_digests[-1] == expected:
             raise
-        target.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)  # a damaged copy cached before
         raise ChecksumMismatchError(
             f"checksum mismatch for {target.name} downloaded from {url}: expected sha256 "
-            f"{expected}, got {downloader.sha256}; the download was deleted. Retry later, or "
+            f"{expected}, got {fetched_digests[-1]}; the download was deleted. Retry later, or "
             "check the checksum table."
         ) from error
     digest = expected or _sha256(target)
@@ -259,23 +270,6 @@ def _use_local(url: str, expected: str | None, content_sha256) -> FetchedFile:
     )
 
 
-class _HashingDownloader:
-    """pooch's HTTP downloader with our timeout and headers; remembers the sha256 it fetched."""
-
-    def __init__(self, config: DownloadConfig, progress: bool) -> None:
-        self._http = pooch.HTTPDownloader(
-            progressbar=progress,
-            chunk_size=config.chunk_bytes,
-            timeout=config.timeout_s,
-            headers=_HEADERS,
-        )
-        self.sha256: str | None = None
-
-    def __call__(self, url: str, output_file: str, pooch_instance) -> None:
-        self._http(url, output_file, pooch_instance)
-        self.sha256 = _sha256(output_file)
-
-
 def _retrieve(url: str, target: Path, expected: str | None, downloader) -> None:
     known_hash = None if expected is None else f"sha256:{expected}"
     logger = pooch.get_logger()
@@ -292,38 +286,27 @@ def _sha256(path: str | os.PathLike) -> str:
 
 
 def _with_retries(url: str, config: DownloadConfig, attempt_fn):
+    """Run ``attempt_fn``, retrying timeouts, dropped connections and HTTP 408/429/5xx."""
     for attempt in range(config.retries + 1):
         try:
-            return _classified(url, attempt_fn)
-        except _TransientError as exc:
-            if attempt == config.retries:
+            return attempt_fn()
+        except requests.HTTPError as exc:
+            code, reason = exc.response.status_code, exc.response.reason
+            if code not in _RETRY_HTTP_CODES:
                 raise DownloadError(
-                    f"giving up on {url} after {attempt + 1} attempt(s): {exc}; check the network "
-                    "or the mirror, or raise DownloadConfig(timeout_s=..., retries=...)"
+                    f"{url} answered HTTP {code} {reason}; check the accession or file name"
                 ) from exc
+            failure, cause = f"HTTP {code} {reason}", exc
+        except requests.exceptions.ChunkedEncodingError as exc:
+            failure, cause = f"truncated body ({exc})", exc
+        except requests.RequestException as exc:
+            failure, cause = f"{type(exc).__name__}: {exc}", exc
+        if attempt < config.retries:
             time.sleep(config.backoff_s * 2**attempt)
-    raise AssertionError("unreachable")
-
-
-class _TransientError(Exception):
-    """A failure worth retrying."""
-
-
-def _classified(url: str, attempt_fn):
-    """Run ``attempt_fn``; a requests failure becomes :class:`_TransientError` or DownloadError."""
-    try:
-        return attempt_fn()
-    except requests.HTTPError as exc:
-        code, reason = exc.response.status_code, exc.response.reason
-        if code in _RETRY_HTTP_CODES:
-            raise _TransientError(f"HTTP {code} {reason}") from exc
-        raise DownloadError(
-            f"{url} answered HTTP {code} {reason}; check the accession or file name"
-        ) from exc
-    except requests.exceptions.ChunkedEncodingError as exc:
-        raise _TransientError(f"truncated body ({exc})") from exc
-    except requests.RequestException as exc:
-        raise _TransientError(f"{type(exc).__name__}: {exc}") from exc
+    raise DownloadError(
+        f"giving up on {url} after {config.retries + 1} attempt(s): {failure}; check the network "
+        "or the mirror, or raise DownloadConfig(timeout_s=..., retries=...)"
+    ) from cause
 
 
 def _read_all(url: str, config: DownloadConfig, max_bytes: int) -> bytes:
