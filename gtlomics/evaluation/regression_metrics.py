@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-__all__ = ["REGRESSION_HIGHER_IS_BETTER", "REGRESSION_METRICS", "score_regression"]
+__all__ = ["REGRESSION_METRICS", "score_regression"]
 
 REGRESSION_METRICS: tuple[str, ...] = ("r2", "mae", "spearman")
-REGRESSION_HIGHER_IS_BETTER = {"r2": True, "mae": False, "spearman": True}
 
 
 def score_regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

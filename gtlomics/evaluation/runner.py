@@ -24,14 +24,7 @@ from gtlomics.evaluation.history import TrainingHistory, history_frame
 from gtlomics.evaluation.metrics import METRICS, Predictions, score_predictions
 from gtlomics.evaluation.protocols import Protocol, Split
 
-__all__ = [
-    "EvaluationResult",
-    "evaluate",
-    "fold_plan",
-    "limited_threads",
-    "sample_ids",
-    "take_rows",
-]
+__all__ = ["EvaluationResult", "evaluate", "sample_ids", "take_rows"]
 
 SELECTION_NOTE = (
     "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
