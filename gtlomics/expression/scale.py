@@ -39,7 +39,7 @@ def checked_scale(table: ExpressionTable, requested: InputScale) -> Scale:
     return resolve_input_scale(table.values, requested)
 
 
-def warn_repeated_genes(targets: np.ndarray, genes: Sequence[str]) -> None:
+def warn_repeated_genes(targets: np.ndarray, genes: Sequence[str], stacklevel: int = 3) -> None:
     """A :class:`DuplicateGeneWarning` when several columns share a target position in ``genes``."""
     positions, counts = np.unique(targets[targets >= 0], return_counts=True)
     repeated = positions[counts > 1]
@@ -49,7 +49,7 @@ def warn_repeated_genes(targets: np.ndarray, genes: Sequence[str]) -> None:
             f"{repeated.size} gene ids occur in several input columns (e.g. {examples}), e.g. "
             "versions of one Ensembl id; their values are summed on the linear scale.",
             DuplicateGeneWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

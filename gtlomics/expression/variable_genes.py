@@ -36,7 +36,7 @@ def most_variable_genes(
     resolved = checked_scale(table, config.input_scale)
     targets, distinct = pd.factorize(table.gene_ids)
     genes = tuple(distinct.tolist())
-    warn_repeated_genes(targets, genes)
+    warn_repeated_genes(targets, genes, stacklevel=4)  # the caller of from_most_variable
     values = aligned_log1p(table, targets, len(genes), config, resolved)
     if n_genes > len(genes):
         warnings.warn(
