@@ -5,7 +5,7 @@ table shows the median wall time of ``--repeats`` warm fits and each step's shar
 The process CPU time of each fit is printed too: on a shared machine wall time over CPU time shows
 how much the numbers were slowed by other work (a seeded UMAP uses one thread).
 
-Then the fast path for large corpora, :class:`gtlomics.scale.SubsampledCousinTasks` (cluster a
+Then the fast path for large corpora, :class:`gtlomics.corpus.SubsampledCousinTasks` (cluster a
 uniform subsample of ``--subsample`` rows, assign every other row to the nearest cluster
 centroid), against the full fit: time ratio, and agreement of the two clusterings over all rows
 and with the simulated clusters (adjusted Rand index).
@@ -23,11 +23,10 @@ import warnings
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
+from gtlomics.corpus import ArrayCorpus, SubsampledCousinTasks
 from gtlomics.datasets import make_synthetic_counts
 from gtlomics.expression import GeneVocab, prepare_expression
-from gtlomics.scale import SubsampledCousinTasks
 from gtlomics.scouts import ClusterScoutGenerator, ScoutTimings
-from gtlomics.train.streaming import ArrayCorpus
 
 STEPS = ("pca_s", "umap_s", "kmeans_s", "tasks_s")
 

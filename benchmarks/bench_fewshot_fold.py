@@ -25,7 +25,7 @@ import torch
 
 from gtlomics.classifier import GTLClassifier
 from gtlomics.datasets.synthetic import SyntheticDesign
-from gtlomics.foundation import Foundation, FoundationPreset, get_preset
+from gtlomics.foundation import Foundation, FoundationPreset, build_foundation, get_preset
 from gtlomics.train import PretrainConfig, ScoutConfig
 
 
@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def build_foundation(args: argparse.Namespace, design: SyntheticDesign) -> Foundation:
+def build_benchmark_foundation(args: argparse.Namespace, design: SyntheticDesign) -> Foundation:
     preset = FoundationPreset(
         n_genes=args.vocab,
         d_model=args.d_model,
@@ -60,7 +60,7 @@ def build_foundation(args: argparse.Namespace, design: SyntheticDesign) -> Found
     )
     corpus = design.sample(args.corpus_samples, random_state=1)
     start = time.perf_counter()
-    foundation = Foundation.build(corpus, preset=preset, random_state=0)
+    foundation = build_foundation(corpus, preset=preset, random_state=0)
     print(f"foundation build (short, synthetic): {time.perf_counter() - start:6.1f} s")
     return foundation
 
@@ -87,7 +87,7 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     design = SyntheticDesign.random(n_genes=args.n_genes, n_clusters=6, random_state=0)
-    foundation = build_foundation(args, design)
+    foundation = build_benchmark_foundation(args, design)
     train = design.sample(12, clusters=[0], random_state=2)
     test = design.sample(12, clusters=[0], random_state=3)
     print(

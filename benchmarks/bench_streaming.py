@@ -3,8 +3,8 @@
 Writes a synthetic-count corpus of ``--samples × --genes`` (CSR) to a temporary ``.h5ad``, then in
 fresh subprocesses (so each peak RSS is its own) runs
 
-* ``stream``: :func:`gtlomics.train.streaming.pretrain_streaming` on
-  :class:`gtlomics.scale.H5adCorpus` with ``--chunk`` rows per chunk (``--epochs`` epochs);
+* ``stream``: :func:`gtlomics.train.pretrain` on
+  :class:`gtlomics.corpus.H5adCorpus` with ``--chunk`` rows per chunk (``--epochs`` epochs);
 * ``in-memory``: ``read_h5ad`` + ``prepare_expression`` of the whole file, then
   :func:`gtlomics.train.pretrain` with the same settings.
 
@@ -49,10 +49,9 @@ def warm_up_imports(path: str, vocab) -> None:
     """Import what both modes use before tracing: anndata, h5py and pandas for the reader, and
     the parts of torch a first training step loads lazily (tens of MiB of Python objects that
     would otherwise count as the first mode's data)."""
+    from gtlomics.corpus import ArrayCorpus, H5adCorpus
     from gtlomics.nn import EncoderConfig, ExpressionEncoder
-    from gtlomics.scale import H5adCorpus
     from gtlomics.train import PretrainConfig, pretrain
-    from gtlomics.train.streaming import ArrayCorpus, pretrain_streaming
 
     for _ in H5adCorpus(path, vocab, chunk_size=8).chunks():
         break
@@ -65,17 +64,16 @@ def warm_up_imports(path: str, vocab) -> None:
         seed=0,
     )
     encoder = ExpressionEncoder(EncoderConfig(n_genes=4, d_model=4, n_heads=1))
-    pretrain_streaming(encoder, ArrayCorpus(tiny, chunk_size=4), config=config, seed=0)
+    pretrain(encoder, ArrayCorpus(tiny, chunk_size=4), config=config, seed=0)
 
 
 def run_mode(mode: str, path: str, chunk: int, epochs: int, n_genes: int) -> dict:
     import torch
 
+    from gtlomics.corpus import H5adCorpus
     from gtlomics.expression import GeneVocab, prepare_expression
     from gtlomics.nn import EncoderConfig, ExpressionEncoder
-    from gtlomics.scale import H5adCorpus
     from gtlomics.train import PretrainConfig, pretrain
-    from gtlomics.train.streaming import pretrain_streaming
 
     torch.set_num_threads(1)
     vocab = GeneVocab(tuple(f"g{i}" for i in range(n_genes)))
@@ -86,7 +84,7 @@ def run_mode(mode: str, path: str, chunk: int, epochs: int, n_genes: int) -> dic
     start = time.perf_counter()
     if mode == "stream":
         corpus = H5adCorpus(path, vocab, chunk_size=chunk)
-        result = pretrain_streaming(encoder, corpus, config=config, seed=0)
+        result = pretrain(encoder, corpus, config=config, seed=0)
         n_samples = corpus.n_samples
     else:
         import anndata as ad

@@ -3,7 +3,7 @@
 Writes a structured synthetic-count corpus of ``--samples × --genes`` (CSR, counts in ``X`` only)
 to a temporary ``.h5ad``, then in fresh subprocesses (so each peak RSS is its own) runs
 
-* ``stream``: :func:`gtlomics.foundation.build_foundation_streaming` with ``--chunk`` rows per
+* ``stream``: :func:`gtlomics.foundation.build_foundation` on the path, ``--chunk`` rows per
   read, cousin tasks on ``--n-subsample`` rows and the vocabulary on ``--vocab-sample`` rows;
 * ``in-memory``: ``anndata.read_h5ad`` of the whole file, then
   :func:`gtlomics.foundation.build_foundation`;
@@ -56,17 +56,15 @@ def preset(epochs: int):
 
 
 def build(mode: str, path: Path, args) -> object:
-    from gtlomics.foundation import build_foundation, build_foundation_streaming
+    from gtlomics.corpus import CorpusSizes
+    from gtlomics.foundation import build_foundation
 
     common = {"preset": preset(args.epochs), "random_state": 0, "device": "cpu"}
     if mode == "stream":
-        return build_foundation_streaming(
-            path,
-            chunk_size=args.chunk,
-            n_subsample=args.n_subsample,
-            vocab_sample=args.vocab_sample,
-            **common,
+        sizes = CorpusSizes(
+            chunk_size=args.chunk, n_subsample=args.n_subsample, vocab_sample=args.vocab_sample
         )
+        return build_foundation(path, sizes=sizes, **common)
     import anndata as ad
 
     return build_foundation(ad.read_h5ad(path), **common)
@@ -75,7 +73,7 @@ def build(mode: str, path: Path, args) -> object:
 def run_mode(mode: str, path: Path, warm_path: Path, args) -> dict:
     import torch
 
-    from gtlomics.foundation.trainers import record_build_timings
+    from gtlomics.foundation import record_build_timings
 
     torch.set_num_threads(1)
     warm = argparse.Namespace(**{**vars(args), "chunk": 32, "n_subsample": 60, "vocab_sample": 50})

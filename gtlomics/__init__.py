@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         FoundationPreset,
         Provenance,
         build_foundation,
-        build_foundation_streaming,
     )
     from gtlomics.nn import EncoderConfig
     from gtlomics.scouts import ClusterScoutGenerator, CousinTask
@@ -47,7 +46,6 @@ __all__ = [
     "SyntheticDesign",
     "__version__",
     "build_foundation",
-    "build_foundation_streaming",
     "make_synthetic_counts",
     "prepare_expression",
 ]
@@ -66,7 +64,6 @@ _HOMES = {
     "Provenance": "gtlomics.foundation",
     "SyntheticDesign": "gtlomics.datasets",
     "build_foundation": "gtlomics.foundation",
-    "build_foundation_streaming": "gtlomics.foundation",
     "make_synthetic_counts": "gtlomics.datasets",
     "prepare_expression": "gtlomics.expression",
 }

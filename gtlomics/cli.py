@@ -5,6 +5,7 @@ Commands::
     gtlomics demo [--out DIR] [--tiny]
     gtlomics foundation build --input CORPUS.h5ad --out DIR [--preset small] ...
     gtlomics foundation build --input BIG.h5ad --stream [--chunk-size N] [--n-subsample N] ...
+    torchrun --nproc_per_node K -m gtlomics foundation build --input C.h5ad --distributed ...
     gtlomics evaluate --data X.h5ad --label-key KEY [--protocol kfold|loo|logo|cross] ...
     gtlomics datasets list-osdr [--catalog TSV] [--tissue TEXT]
     gtlomics datasets fetch-osdr OSD-105 --out OSD-105.h5ad [--base-url URL]
@@ -95,7 +96,15 @@ def _add_foundation(commands) -> None:
         "--stream", action="store_true", help="read the .h5ad chunk by chunk (larger than memory)"
     )
     build.add_argument("--chunk-size", type=int, help="--stream: rows read at a time (8192)")
-    build.add_argument("--n-subsample", type=int, help="--stream: rows for cousin tasks (20000)")
+    build.add_argument("--n-subsample", type=int, help="most rows clustered for cousin tasks")
+    build.add_argument(
+        "--distributed",
+        action="store_true",
+        help="under torchrun: every rank builds its share; rank 0 saves",
+    )
+    build.add_argument("--pretrain-epochs", type=int, help="override the preset's epochs")
+    build.add_argument("--scout-steps", type=int, help="override the preset's scout steps")
+    build.add_argument("--timings", help="write the phase wall times (JSON) here")
     build.set_defaults(handler=_run_foundation_build)
 
 
@@ -157,79 +166,86 @@ def _run_demo(args, say: Callable[[str], None]) -> None:
 
 
 def _run_foundation_build(args, say) -> None:
-    from gtlomics.expression import PreprocessingConfig
-    from gtlomics.foundation import build_foundation, default_foundation_dir
-    from gtlomics.foundation.build import DEFAULT_VALUE_ENCODING
+    """``foundation build``: in memory, or ``--stream``ed from the file; ``--distributed``
+    joins the ``torchrun`` job (every rank builds, rank 0 saves)."""
+    from gtlomics.foundation import default_foundation_dir
 
-    if args.stream:
-        _run_streaming_build(args, say)
-        return
-    _refuse_stream_options(args)
+    if args.chunk_size is not None and not args.stream:
+        raise ValueError("--chunk-size: only for --stream builds; add --stream.")
     out = Path(args.out) if args.out else default_foundation_dir()
     _check_build_paths(out, args)
-    corpus = _read_h5ad(args.input)
-    preprocessing = PreprocessingConfig(
+    if not args.distributed:
+        _build_and_save(args, out, say)
+        return
+    import torch.distributed as dist
+
+    from gtlomics.train.distributed import init_distributed
+
+    context = init_distributed()
+    try:
+        _build_and_save(args, out, say if context.is_main else (lambda message: None))
+        if dist.is_initialized():  # tear down together: gloo can abort a rank that leaves early
+            dist.barrier()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _build_and_save(args, out: Path, say) -> None:
+    import json
+    from dataclasses import asdict
+
+    from gtlomics.corpus import CorpusSizes
+    from gtlomics.foundation import build_foundation, get_preset, record_build_timings
+    from gtlomics.train.distributed import process_group_context
+
+    corpus = args.input if args.stream else _read_h5ad(args.input)
+    how = "streamed chunk by chunk" if args.stream else f"{corpus.n_obs} samples"
+    say(f"Building a foundation ({args.preset}) from {args.input} ({how})...")
+    sizes = {"chunk_size": args.chunk_size, "n_subsample": args.n_subsample}
+    main_rank = process_group_context(join=args.distributed).is_main
+    with record_build_timings() as timings:
+        foundation = build_foundation(
+            corpus,
+            preset=_preset(get_preset(args.preset), args),
+            n_genes=args.n_genes,
+            n_scouts=args.n_scouts,
+            preprocessing=_build_preprocessing(args),
+            corpus_description=None if args.stream else f"{Path(args.input).name} ({how})",
+            random_state=args.seed,
+            progress=not args.quiet and main_rank,
+            checkpoint_dir=args.checkpoint_dir,
+            device=args.device,
+            distributed=args.distributed,
+            batch_key=args.batch_key,
+            sizes=CorpusSizes(**{k: v for k, v in sizes.items() if v is not None}),
+        )
+    if not main_rank:
+        return
+    saved = foundation.save(out, overwrite=args.overwrite)
+    if args.timings:
+        Path(args.timings).write_text(json.dumps(asdict(timings), indent=2) + "\n")
+    say(f"Saved foundation to {saved} ({foundation.provenance.n_samples} samples)")
+
+
+def _preset(plan, args):
+    """The preset with ``--pretrain-epochs`` and ``--scout-steps`` applied."""
+    if args.pretrain_epochs is not None:
+        plan = replace(plan, pretrain=replace(plan.pretrain, epochs=args.pretrain_epochs))
+    if args.scout_steps is not None:
+        plan = replace(plan, scouts=replace(plan.scouts, steps=args.scout_steps))
+    return plan
+
+
+def _build_preprocessing(args):
+    from gtlomics.expression import PreprocessingConfig
+    from gtlomics.foundation.build import DEFAULT_VALUE_ENCODING
+
+    return PreprocessingConfig(
         layer=args.layer,
         gene_column=args.gene_column,
         value_encoding=args.value_encoding or DEFAULT_VALUE_ENCODING,
     )
-    say(f"Building a foundation ({args.preset}) on {corpus.n_obs} samples from {args.input}...")
-    foundation = build_foundation(
-        corpus,
-        preset=args.preset,
-        n_genes=args.n_genes,
-        n_scouts=args.n_scouts,
-        preprocessing=preprocessing,
-        corpus_description=f"{Path(args.input).name} ({corpus.n_obs} samples)",
-        random_state=args.seed,
-        progress=not args.quiet,
-        checkpoint_dir=args.checkpoint_dir,
-        device=args.device,
-        batch_key=args.batch_key,
-    )
-    saved = foundation.save(out, overwrite=args.overwrite)
-    say(f"Saved foundation to {saved}")
-
-
-def _run_streaming_build(args, say) -> None:
-    """``foundation build --stream``: bounded memory, the file is never read whole."""
-    from gtlomics.expression import PreprocessingConfig
-    from gtlomics.foundation import build_foundation_streaming, default_foundation_dir
-
-    if args.checkpoint_dir:
-        raise ValueError(
-            "--checkpoint-dir does not apply with --stream (streaming pre-training does not "
-            "checkpoint yet); drop it, or build without --stream if the corpus fits in memory."
-        )
-    if args.batch_key or args.value_encoding == "rank":
-        raise ValueError(
-            "--batch-key and --value-encoding rank are not supported with --stream yet; drop "
-            "them, or build without --stream if the corpus fits in memory."
-        )
-    out = Path(args.out) if args.out else default_foundation_dir()
-    _check_build_paths(out, args)
-    sizes = {"chunk_size": args.chunk_size, "n_subsample": args.n_subsample}
-    say(f"Building a foundation ({args.preset}) from {args.input}, streamed chunk by chunk...")
-    foundation = build_foundation_streaming(
-        args.input,
-        preset=args.preset,
-        n_genes=args.n_genes,
-        n_scouts=args.n_scouts,
-        preprocessing=PreprocessingConfig(layer=args.layer, gene_column=args.gene_column),
-        random_state=args.seed,
-        progress=not args.quiet,
-        device=args.device,
-        **{name: value for name, value in sizes.items() if value is not None},
-    )
-    saved = foundation.save(out, overwrite=args.overwrite)
-    say(f"Saved foundation to {saved} ({foundation.provenance.n_samples} samples streamed)")
-
-
-def _refuse_stream_options(args) -> None:
-    flags = {"--chunk-size": args.chunk_size, "--n-subsample": args.n_subsample}
-    given = [flag for flag, value in flags.items() if value is not None]
-    if given:
-        raise ValueError(f"{', '.join(given)}: only for --stream builds; add --stream.")
 
 
 def _check_build_paths(out: Path, args) -> None:

@@ -13,7 +13,7 @@ import anndata as ad
 import pytest
 
 from gtlomics.datasets.synthetic import SyntheticDesign
-from gtlomics.foundation import PRESETS, Foundation, FoundationPreset
+from gtlomics.foundation import PRESETS, Foundation, FoundationPreset, build_foundation
 from gtlomics.train import PretrainConfig, ScoutConfig
 
 N_GENES = 64
@@ -53,7 +53,7 @@ def corpus() -> ad.AnnData:
 @functools.cache
 def tiny_foundation() -> Foundation:
     """The session's tiny foundation (d_model 16, 1 layer, 4 scouts), built on :func:`corpus`."""
-    return Foundation.build(corpus(), preset=PRESETS["tiny"], random_state=0)
+    return build_foundation(corpus(), preset=PRESETS["tiny"], random_state=0)
 
 
 def fewshot(n_samples: int = 12, *, random_state: int = 2) -> ad.AnnData:

@@ -24,18 +24,21 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "gtlomics"
 
 # Top-level packages and modules of gtlomics, lowest layer first (docs/architecture.md, "Layers
 # and import direction"). A module may import its own top-level package and any lower layer;
-# packages that share a layer do not import each other. ``scale`` sits above ``train``: its
-# corpora implement the chunk protocol of ``train.streaming`` (the doc's diagram draws the arrow
-# from train to scale). ``gtlomics/__init__.py`` is the lazy facade above all of them.
+# packages that share a layer do not import each other. ``corpus`` (every .h5ad read, the chunk
+# protocol pre-training streams) sits below ``train``; ``__main__`` (``python -m gtlomics``)
+# above the command line. ``gtlomics/__init__.py`` is the lazy facade above all of them.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("_version",),
     ("expression", "datasets", "linear", "nn"),
-    ("scouts", "train"),
-    ("plotting", "scale"),
+    ("scouts",),
+    ("corpus",),
+    ("train",),
+    ("plotting",),
     ("foundation",),
     ("classifier",),
     ("evaluation",),
     ("cli",),
+    ("__main__",),
 )
 
 

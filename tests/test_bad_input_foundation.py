@@ -24,7 +24,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from gtlomics.expression import PreprocessingConfig
-from gtlomics.foundation import Foundation, FoundationIntegrityError, FoundationVersionError
+from gtlomics.foundation import (
+    Foundation,
+    FoundationIntegrityError,
+    FoundationVersionError,
+    build_foundation,
+)
 
 
 class _WorkStarted(Exception):
@@ -61,14 +66,14 @@ def test_sparse_corpus_with_bad_values_names_sample_and_gene(corpus, no_training
     with pytest.raises(
         ValueError, match=f"1 {problem} .*sample '{corpus.obs_names[0]}', gene '{gene}'"
     ):
-        Foundation.build(_with_matrix(corpus, matrix), preset="tiny")
+        build_foundation(_with_matrix(corpus, matrix), preset="tiny")
 
 
 def test_log_values_where_counts_are_declared(corpus, no_training):
     counts = np.asarray(corpus.X, dtype=np.float64)
     logged = np.log1p(counts / counts.sum(1, keepdims=True) * 1e4)
     with pytest.raises(ValueError, match="input_scale='counts' but the values look already log"):
-        Foundation.build(
+        build_foundation(
             _with_matrix(corpus, logged),
             preset="tiny",
             preprocessing=PreprocessingConfig(input_scale="counts"),
@@ -77,42 +82,42 @@ def test_log_values_where_counts_are_declared(corpus, no_training):
 
 def test_corpus_without_genes(no_training):
     with pytest.raises(ValueError, match=r"empty \(shape \(40, 0\)\)"):
-        Foundation.build(ad.AnnData(np.zeros((40, 0), dtype=np.float32)), preset="tiny")
+        build_foundation(ad.AnnData(np.zeros((40, 0), dtype=np.float32)), preset="tiny")
 
 
 def test_bad_sizes_are_refused_before_training(corpus, tmp_path, no_training):
     with pytest.raises(ValueError, match="n_genes must be >= 1, got 0"):
-        Foundation.build(corpus, preset="tiny", n_genes=0)
+        build_foundation(corpus, preset="tiny", n_genes=0)
     with pytest.raises(ValueError, match="d_model=10 is not divisible by n_heads=4"):
-        Foundation.build(corpus, preset="tiny", encoder={"d_model": 10, "n_heads": 4})
+        build_foundation(corpus, preset="tiny", encoder={"d_model": 10, "n_heads": 4})
     with pytest.raises(ValueError, match="every_n_steps must be >= 1"):
-        Foundation.build(corpus, preset="tiny", checkpoint_dir=tmp_path, checkpoint_every=0)
+        build_foundation(corpus, preset="tiny", checkpoint_dir=tmp_path, checkpoint_every=0)
 
 
 def test_zero_scouts_is_refused_before_training(corpus, no_training):
     with pytest.raises(ValueError, match=r"n_scouts must be an integer >= 1.*got 0"):
-        Foundation.build(corpus, preset="tiny", n_scouts=0)
+        build_foundation(corpus, preset="tiny", n_scouts=0)
     with pytest.raises(ValueError, match=r"n_scouts must be an integer >= 1.*got 2\.5"):
-        Foundation.build(corpus, preset="tiny", n_scouts=2.5)
+        build_foundation(corpus, preset="tiny", n_scouts=2.5)
 
 
 def test_identical_samples_are_refused_before_training(corpus, no_training):
     same = np.tile(np.asarray(corpus.X[:1], dtype=np.float32), (40, 1))
     with pytest.raises(ValueError, match="All samples are identical"):
-        Foundation.build(_with_matrix(corpus, same), preset="tiny")
+        build_foundation(_with_matrix(corpus, same), preset="tiny")
 
 
 def test_checkpoint_dir_that_is_a_file(corpus, tmp_path, no_training):
     clash = tmp_path / "checkpoints"
     clash.write_text("not a folder")
     with pytest.raises(ValueError, match=r"checkpoint_dir .* is a file"):
-        Foundation.build(corpus, preset="tiny", checkpoint_dir=clash)
+        build_foundation(corpus, preset="tiny", checkpoint_dir=clash)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_device_without_cuda_is_refused_before_training(corpus, no_training):
     with pytest.raises(ValueError, match="CUDA is not available; use device='cpu'"):
-        Foundation.build(corpus, preset="tiny", device="cuda")
+        build_foundation(corpus, preset="tiny", device="cuda")
 
 
 # ------------------------------------------------------------------------------------- load

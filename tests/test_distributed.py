@@ -19,6 +19,7 @@ from gtlomics.train import CheckpointConfig, PretrainConfig, ScoutConfig, pretra
 
 distributed = importlib.import_module("gtlomics.train.distributed")
 scouting = importlib.import_module("gtlomics.train.scouting")
+pretraining = importlib.import_module("gtlomics.train.pretrain")
 
 CFG = EncoderConfig(n_genes=24, d_model=16, n_heads=2, n_layers=1)
 SCOUTS = ScoutConfig(steps=5, batch_size=8)
@@ -60,11 +61,9 @@ def _worker(
     try:
         values, tasks = _data()
         encoder, head = _start()
-        scouts = distributed.train_scouts_sharded(
-            encoder, head, values, tasks, config=config, seed=3
-        )
+        scouts = train_scouts(encoder, head, values, tasks, config=config, seed=3, distributed=True)
         pretrain_encoder = ExpressionEncoder(CFG, seed=0)
-        pretrained = distributed.pretrain_ddp(pretrain_encoder, values, config=PRETRAIN, seed=4)
+        pretrained = pretrain(pretrain_encoder, values, config=PRETRAIN, seed=4, distributed=True)
         torch.save(
             {
                 "guides": scouts.guides.raw,
@@ -110,7 +109,7 @@ def test_shards_are_disjoint_cover_all_scouts_and_balanced():
 def test_without_process_group_equals_train_scouts_bitwise():
     values, tasks = _data()
     single = train_scouts(*_start(), values, tasks, config=SCOUTS, seed=3)
-    sharded = distributed.train_scouts_sharded(*_start(), values, tasks, config=SCOUTS, seed=3)
+    sharded = train_scouts(*_start(), values, tasks, config=SCOUTS, seed=3, distributed=True)
     for name, raw in single.guides.raw.items():
         assert torch.equal(sharded.guides.raw[name], raw), name
     np.testing.assert_array_equal(sharded.losses, single.losses)
@@ -159,11 +158,11 @@ def test_each_rank_groups_its_own_block_of_scouts():
     values, encoder = torch.zeros(4, CFG.n_genes), ExpressionEncoder(CFG, seed=0)
     block = distributed.shard_scouts(7, 1, 2)  # scouts 4, 5, 6
     assert list(block) == [4, 5, 6]
-    groups = distributed._local_groups(block, SCOUTS, values, encoder)
+    groups = scouting._local_groups(block, SCOUTS, values, encoder)
     assert groups == [range(4, 7)]  # a light model: the whole block in one pass on CPU
-    chunked = distributed._local_groups(block, ScoutConfig(chunk_size=2), values, encoder)
+    chunked = scouting._local_groups(block, ScoutConfig(chunk_size=2), values, encoder)
     assert chunked == [range(4, 6), range(6, 7)]
-    loop = distributed._local_groups(block, ScoutConfig(vectorized=False), values, encoder)
+    loop = scouting._local_groups(block, ScoutConfig(vectorized=False), values, encoder)
     assert loop == [range(4, 5), range(5, 6), range(6, 7)]
 
 
@@ -197,8 +196,8 @@ def _instrument(crash: bool) -> dict[str, list]:
     one rank alone would leave the others waiting in DDP's all-reduce.
     """
     log = {"scout_saves": [], "scout_steps": [], "pretrain_saves": [], "pretrain_steps": []}
-    save_scouts, save_pretrain = scouting.save_checkpoint, distributed.save_checkpoint
-    run_step, advance = scouting._ScoutRun.run_step, distributed._DDPPretrainer.advance
+    save_scouts, save_pretrain = scouting.save_checkpoint, pretraining.save_checkpoint
+    run_step, advance = scouting._ScoutRun.run_step, pretraining._Pretrainer.advance
 
     def scouts_saved(path, state):
         save_scouts(path, state)
@@ -220,16 +219,21 @@ def _instrument(crash: bool) -> dict[str, list]:
         log["pretrain_steps"].append(trainer.step)
         return advance(trainer)
 
-    scouting.save_checkpoint, distributed.save_checkpoint = scouts_saved, pretrain_saved
+    scouting.save_checkpoint, pretraining.save_checkpoint = scouts_saved, pretrain_saved
     scouting._ScoutRun.run_step = counted_step
-    distributed._DDPPretrainer.advance = counted_advance
+    pretraining._Pretrainer.advance = counted_advance
     return log
 
 
 def _pretrain_error(values: np.ndarray, checkpoint: CheckpointConfig) -> str | None:
     try:
-        distributed.pretrain_ddp(
-            ExpressionEncoder(CFG, seed=0), values, config=PRETRAIN, seed=4, checkpoint=checkpoint
+        pretrain(
+            ExpressionEncoder(CFG, seed=0),
+            values,
+            config=PRETRAIN,
+            seed=4,
+            checkpoint=checkpoint,
+            distributed=True,
         )
     except RuntimeError as error:
         return str(error)
@@ -246,8 +250,8 @@ def _stale_scouts_error(out: Path, rank: int) -> str:
     values, tasks = _data()
     checkpoint = CheckpointConfig(stale / "scouts.pt", every_n_steps=SCOUT_EVERY)
     try:
-        distributed.train_scouts_sharded(
-            *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=checkpoint
+        train_scouts(
+            *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=checkpoint, distributed=True
         )
     except (ValueError, RuntimeError) as error:
         return f"{type(error).__name__}: {error}"
@@ -261,16 +265,16 @@ def _train_from_checkpoints(out: Path, crash: bool) -> dict:
     pretrain_ckpt = CheckpointConfig(out / "pretrain.pt", every_n_steps=PRETRAIN_EVERY)
     result = {"crashed": []}
     try:
-        scouts = distributed.train_scouts_sharded(
-            *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=scout_ckpt
+        scouts = train_scouts(
+            *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=scout_ckpt, distributed=True
         )
         result.update(guides=scouts.guides.raw, losses=torch.from_numpy(scouts.losses))
     except _Crash:
         result["crashed"].append("scouts")
     encoder = ExpressionEncoder(CFG, seed=0)
     try:
-        pretrained = distributed.pretrain_ddp(
-            encoder, values, config=PRETRAIN, seed=4, checkpoint=pretrain_ckpt
+        pretrained = pretrain(
+            encoder, values, config=PRETRAIN, seed=4, checkpoint=pretrain_ckpt, distributed=True
         )
         history = [astuple(e) for e in pretrained.history]
         result.update(encoder=encoder.state_dict(), history=history)
@@ -366,19 +370,19 @@ def test_one_process_ignores_two_rank_scout_checkpoints_and_refuses_them_renamed
         shutil.copy(folder / f"scouts.rank{rank}of2.pt", tmp_path)
     values, tasks = _data()
     checkpoint = CheckpointConfig(tmp_path / "scouts.pt", every_n_steps=SCOUT_EVERY)
-    alone = distributed.train_scouts_sharded(
-        *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=checkpoint
-    )  # no process group: world size 1, its own file
+    alone = train_scouts(
+        *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=checkpoint, distributed=True
+    )  # no process group: world size 1, the plain file
     reference = train_scouts(*_start(), values, tasks, config=SCOUTS, seed=3)
     np.testing.assert_array_equal(alone.losses, reference.losses)
     for name, raw in reference.guides.raw.items():
         assert torch.equal(alone.guides.raw[name], raw), name
-    assert (tmp_path / "scouts.rank0of1.pt").exists()
+    assert (tmp_path / "scouts.pt").exists()
     for rank in range(2):
         copied = (tmp_path / f"scouts.rank{rank}of2.pt").read_bytes()
         assert copied == (folder / f"scouts.rank{rank}of2.pt").read_bytes()
-    shutil.copy(folder / "scouts.rank0of2.pt", tmp_path / "scouts.rank0of1.pt")
+    shutil.copy(folder / "scouts.rank0of2.pt", tmp_path / "scouts.pt")
     with pytest.raises(ValueError, match="different settings"):
-        distributed.train_scouts_sharded(
-            *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=checkpoint
+        train_scouts(
+            *_start(), values, tasks, config=SCOUTS, seed=3, checkpoint=checkpoint, distributed=True
         )

@@ -1,4 +1,4 @@
-"""build_foundation under a 2-rank gloo process group, and scripts/torchrun_build.py.
+"""build_foundation under a 2-rank gloo process group, and ``foundation build --distributed``.
 
 Two spawned processes (``file://`` rendezvous, the test process's torch thread count) call
 ``build_foundation`` with the same arguments, as ``torchrun`` would. Both must return the same
@@ -10,7 +10,7 @@ foundation.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -18,6 +18,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import anndata as ad
 import pytest
 import torch
 import torch.distributed as dist
@@ -25,16 +26,20 @@ import torch.multiprocessing as mp
 from gtl_support import MICRO_PRESET, corpus, fewshot
 from threadpoolctl import threadpool_limits
 
+import gtlomics.foundation
 from gtlomics.classifier import GTLClassifier
-from gtlomics.foundation import Foundation, build_foundation
+from gtlomics.cli import main
+from gtlomics.datasets.synthetic import SyntheticDesign
+from gtlomics.foundation import Foundation, build_foundation, get_preset
 from gtlomics.train import ScoutConfig
 
 distributed = importlib.import_module("gtlomics.train.distributed")
+scouting = importlib.import_module("gtlomics.train.scouting")
+build_module = importlib.import_module("gtlomics.foundation.build")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # A subprocess's native thread pools, set like the test process's (torch sets its own count).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-SCRIPT = REPO_ROOT / "scripts" / "torchrun_build.py"
 # 4 scouts, so each of the 2 ranks trains a block of 2.
 PRESET = replace(MICRO_PRESET, n_scouts=4, scouts=ScoutConfig(steps=5, batch_size=8))
 # DDP averages the ranks' gradients of the same global batch, so the pre-trained encoder differs
@@ -65,7 +70,7 @@ def _error_of(call) -> str | None:
 def _spy_on_trainers() -> dict[str, list]:
     """Record (in this spawned process only) which scouts this rank trains and DDP's calls."""
     calls = {"scout_groups": [], "pretrain_ddp": []}
-    local_groups, pretrain_ddp = distributed._local_groups, distributed.pretrain_ddp
+    local_groups, pretrain = scouting._local_groups, build_module.pretrain
 
     def spied_groups(*args, **kwargs):
         groups = local_groups(*args, **kwargs)
@@ -73,10 +78,11 @@ def _spy_on_trainers() -> dict[str, list]:
         return groups
 
     def spied_pretrain(*args, **kwargs):
-        calls["pretrain_ddp"].append(kwargs["seed"])
-        return pretrain_ddp(*args, **kwargs)
+        if kwargs["distributed"]:
+            calls["pretrain_ddp"].append(kwargs["seed"])
+        return pretrain(*args, **kwargs)
 
-    distributed._local_groups, distributed.pretrain_ddp = spied_groups, spied_pretrain
+    scouting._local_groups, build_module.pretrain = spied_groups, spied_pretrain
     return calls
 
 
@@ -249,71 +255,71 @@ def _pythonpath() -> str:
     return os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 
 
-def _load_script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("gtlomics_torchrun_build", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+CLI_ARGS = ["--preset", "tiny", "--n-genes", "24", "--n-scouts", "2", "--scout-steps", "2",
+            "--pretrain-epochs", "1", "--seed", "3", "--device", "cpu",
+            "--distributed"]  # fmt: skip
 
 
-SCRIPT_ARGS = ["--synthetic", "60", "--preset", "tiny", "--genes", "24", "--scouts", "2",
-               "--scout-steps", "2", "--pretrain-epochs", "1", "--seed", "3"]  # fmt: skip
+def _cli_corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.h5ad"
+    SyntheticDesign.random(n_genes=200, random_state=3).sample(60, random_state=4).write_h5ad(path)
+    return path
 
 
-def test_script_in_one_process_writes_a_loadable_foundation(tmp_path, monkeypatch):
-    out = tmp_path / "foundation"
-    threads = str(torch.get_num_threads())  # the script runs on this process's threads
-    command = [sys.executable, str(SCRIPT), *SCRIPT_ARGS, "--out", str(out), "--threads", threads]
+def test_cli_distributed_in_one_process_writes_the_foundation_of_a_plain_build(tmp_path):
+    corpus_path, out = _cli_corpus(tmp_path), tmp_path / "foundation"
+    threads = str(torch.get_num_threads())  # OMP_NUM_THREADS: torch's threads in the subprocess
+    command = [sys.executable, "-m", "gtlomics", "-q", "foundation", "build"]
+    command += ["--input", str(corpus_path), "--out", str(out), *CLI_ARGS]
+    command += ["--timings", str(tmp_path / "timings.json")]
     env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, threads), "PYTHONPATH": _pythonpath()}
-    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300, env=env)
-    summary = json.loads(done.stdout.strip())
-    assert done.stdout.strip().count("\n") == 0
-    assert summary["world_size"] == 1 and summary["out"] == str(out)
-    timings = json.loads((tmp_path / "foundation.timings.json").read_text())
-    assert timings == summary and timings["total"] >= timings["scouts"] > 0
+    subprocess.run(command, capture_output=True, text=True, check=True, timeout=300, env=env)
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert timings["pretrain"] > 0 and timings["scouts"] > 0
     loaded = Foundation.load(out)
     assert (loaded.n_genes, loaded.provenance.n_scouts) == (24, 2)
-
-    script = _load_script(monkeypatch)
-    args = script.parse_args([*SCRIPT_ARGS, "--out", str(out)])
-    plan = script.build_plan(args)
-    with threadpool_limits(limits=int(threads)):  # numpy's BLAS as in the script's process
+    plan = get_preset("tiny")
+    plan = replace(
+        plan,
+        pretrain=replace(plan.pretrain, epochs=1),
+        scouts=replace(plan.scouts, steps=2),
+    )
+    with threadpool_limits(limits=int(threads)):  # numpy's BLAS as in the subprocess
         expected = build_foundation(
-            script.load_corpus(args, plan.n_genes), preset=plan, random_state=3
-        )
+            ad.read_h5ad(corpus_path), preset=plan, n_genes=24, n_scouts=2, random_state=3,
+            device="cpu",
+        )  # fmt: skip
     assert list(loaded.vocab.genes) == list(expected.vocab.genes)
-    # The same build with the same thread counts in another process: the same bits. (It differed
-    # by ~3e-5 relative when this process ran 2 torch threads and the script 1.)
+    # The same build with the same thread counts in another process: the same bits.
     for name, guide in expected.guides.raw.items():
         assert torch.equal(loaded.guides.raw[name], guide), name
     for name, weight in expected.encoder_state.items():
         assert torch.equal(loaded.encoder_state[name], weight), name
 
 
-def test_script_refuses_an_existing_out_before_building(tmp_path, monkeypatch):
-    script = _load_script(monkeypatch)
-
+def test_cli_refuses_an_existing_out_before_building(tmp_path, monkeypatch, capsys):
     def build_started(*args, **kwargs):
         raise AssertionError("the build started before --out was checked")
 
-    monkeypatch.setattr(script, "build_foundation", build_started)
-    with pytest.raises(SystemExit, match="--overwrite"):
-        script.main([*SCRIPT_ARGS, "--out", str(tmp_path)])
+    monkeypatch.setattr(gtlomics.foundation, "build_foundation", build_started)
+    command = ["foundation", "build", "--input", str(_cli_corpus(tmp_path)), "--out", str(tmp_path)]
+    assert main([*command, *CLI_ARGS]) == 1
+    assert "--overwrite" in capsys.readouterr().err
 
 
-def test_script_passes_checkpoints_and_joins_the_process_group(tmp_path, monkeypatch):
-    script = _load_script(monkeypatch)
+def test_cli_passes_checkpoints_and_joins_the_process_group(tmp_path, monkeypatch):
     seen = {}
 
     def spy(corpus, **kwargs):
         seen.update(kwargs)
         raise _Stop
 
-    monkeypatch.setattr(script, "build_foundation", spy)
+    monkeypatch.setattr(gtlomics.foundation, "build_foundation", spy)
+    command = ["foundation", "build", "--input", str(_cli_corpus(tmp_path))]
+    command += ["--out", str(tmp_path / "f"), "--checkpoint-dir", "ck"]
     with pytest.raises(_Stop):
-        script.main([*SCRIPT_ARGS, "--out", str(tmp_path / "f"), "--checkpoint-dir", "ck"])
-    assert seen["checkpoint_dir"] == Path("ck")
+        main([*command, *CLI_ARGS])
+    assert seen["checkpoint_dir"] == "ck"
     assert seen["distributed"] is True
 
 

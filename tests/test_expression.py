@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from gtlomics.corpus import iter_prepared_chunks
 from gtlomics.expression import (
     DuplicateGeneWarning,
     GeneVocab,
     PreprocessingConfig,
-    iter_prepared_chunks,
     prepare_expression,
     read_expression,
     strip_ensembl_version,

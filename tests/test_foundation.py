@@ -9,7 +9,7 @@ import pytest
 import torch
 from gtl_support import MICRO_PRESET
 
-from gtlomics.foundation import Foundation, get_preset
+from gtlomics.foundation import Foundation, build_foundation, get_preset
 from gtlomics.nn import GTLModel
 
 
@@ -105,8 +105,8 @@ FAST = MICRO_PRESET
 def test_same_seed_gives_bit_identical_foundation_without_touching_global_rng(gtl):
     data = gtl.corpus()[:60]
     torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
-    first = Foundation.build(data, preset=FAST, random_state=3)
-    second = Foundation.build(data, preset=FAST, random_state=3)
+    first = build_foundation(data, preset=FAST, random_state=3)
+    second = build_foundation(data, preset=FAST, random_state=3)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     assert np.random.get_state()[1].tolist() == numpy_state[1].tolist()
     assert first.vocab == second.vocab
@@ -119,9 +119,9 @@ def test_same_seed_gives_bit_identical_foundation_without_touching_global_rng(gt
 def test_checkpointed_build_resumes_to_the_same_foundation(gtl, tmp_path):
     data = gtl.corpus()[:60]
     build = dict(preset=FAST, random_state=4, checkpoint_dir=tmp_path, checkpoint_every=1)
-    first = Foundation.build(data, **build)
+    first = build_foundation(data, **build)
     assert {p.name for p in tmp_path.iterdir()} >= {"pretrain.pt", "scouts.pt"}
-    resumed = Foundation.build(data, **build)  # starts from the last checkpoints
+    resumed = build_foundation(data, **build)  # starts from the last checkpoints
     for name, raw in first.guides.raw.items():
         assert torch.equal(raw, resumed.guides.raw[name]), name
 

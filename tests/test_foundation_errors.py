@@ -13,6 +13,7 @@ from gtlomics.foundation import (
     Foundation,
     FoundationIntegrityError,
     FoundationVersionError,
+    build_foundation,
 )
 
 
@@ -24,7 +25,7 @@ def frame(gtl) -> pd.DataFrame:
 
 def test_too_few_samples(frame):
     with pytest.raises(ValueError, match=r"corpus has 5 samples; a foundation needs at least 8"):
-        Foundation.build(frame.iloc[:5], preset="tiny")
+        build_foundation(frame.iloc[:5], preset="tiny")
 
 
 @pytest.mark.parametrize(("value", "message"), [(np.nan, "NaN or infinite"), (-3.0, "negative")])
@@ -33,18 +34,18 @@ def test_bad_values_name_sample_and_gene(frame, value, message):
     with pytest.raises(
         ValueError, match=rf"{message} expression values, first at sample '{frame.index[2]}', gene "
     ):
-        Foundation.build(frame, preset="tiny")
+        build_foundation(frame, preset="tiny")
 
 
 def test_non_numeric_columns(frame):
     frame["tissue"] = "muscle"
     with pytest.raises(TypeError, match=r"not numeric .*'tissue'"):
-        Foundation.build(frame, preset="tiny")
+        build_foundation(frame, preset="tiny")
 
 
 def test_unknown_preset(frame):
     with pytest.raises(ValueError, match=r"Unknown foundation preset 'huge'; choose from"):
-        Foundation.build(frame, preset="huge")
+        build_foundation(frame, preset="huge")
 
 
 def test_load_edited_config_and_missing_file(foundation_dir, tmp_path):

@@ -6,7 +6,6 @@ run ``pytest -m gpu tests/test_gpu_paths.py`` on a GPU machine).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -14,6 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gtlomics.corpus import ArrayCorpus
+from gtlomics.foundation import build_foundation
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
 from gtlomics.train import PretrainConfig, ScoutConfig, pretrain, train_scouts
 
@@ -22,8 +23,6 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 
-streaming = importlib.import_module("gtlomics.train.streaming")
-distributed = importlib.import_module("gtlomics.train.distributed")
 
 CFG = EncoderConfig(n_genes=64, d_model=32, n_heads=4, n_layers=2)
 CUDA = torch.device("cuda")
@@ -90,8 +89,8 @@ def test_vectorised_scouts_match_the_loop_on_cuda():
 
 def test_streaming_pretraining_moves_pinned_chunks_to_cuda():
     encoder = ExpressionEncoder(CFG, seed=0)
-    corpus = streaming.ArrayCorpus(_values(), chunk_size=32)
-    result = streaming.pretrain_streaming(
+    corpus = ArrayCorpus(_values(), chunk_size=32)
+    result = pretrain(
         encoder, corpus, config=PretrainConfig(epochs=2, batch_size=16), seed=0, device="cuda"
     )
     assert encoder.gene_embedding.device.type == "cuda"
@@ -101,8 +100,13 @@ def test_streaming_pretraining_moves_pinned_chunks_to_cuda():
 def test_compiled_ddp_pretraining_runs_on_cuda():
     encoder = ExpressionEncoder(CFG, seed=0)
     values = torch.from_numpy(_values()).to(CUDA)
-    result = distributed.pretrain_ddp(
-        encoder, values, config=PretrainConfig(epochs=1, batch_size=16), seed=0, compile_model=True
+    result = pretrain(
+        encoder,
+        values,
+        config=PretrainConfig(epochs=1, batch_size=16),
+        seed=0,
+        distributed=True,
+        compile_model=True,
     )
     assert np.isfinite(result.final.train_loss)
 
@@ -113,7 +117,7 @@ def test_foundation_builds_on_cuda_and_saves_cpu_tensors(tmp_path):
 
     corpus = SyntheticDesign.random(n_genes=120, random_state=0).sample(60, random_state=1)
     torch.cuda.reset_peak_memory_stats()
-    foundation = Foundation.build(corpus, preset="tiny", device="cuda", random_state=0)
+    foundation = build_foundation(corpus, preset="tiny", device="cuda", random_state=0)
     assert torch.cuda.max_memory_allocated() > 0  # it trained on the GPU
     assert foundation.provenance.build_config["device"] == "cuda"
     assert all(t.device.type == "cpu" for t in foundation.encoder_state.values())

@@ -58,13 +58,21 @@ def _import_pca_as_umap() -> types.SimpleNamespace:
     return types.SimpleNamespace(UMAP=_PcaAsUmap)
 
 
-def build_tiny(checkpoint_dir: str | None):
-    """The build under test: 60 synthetic samples, 8 pre-training steps, 3 scouts × 6 steps."""
+def tiny_corpus():
+    """60 synthetic samples of 48 genes."""
     from gtlomics.datasets.synthetic import SyntheticDesign
-    from gtlomics.foundation import Foundation, FoundationPreset, get_preset
-    from gtlomics.train import PretrainConfig, ScoutConfig
 
     design = SyntheticDesign.random(n_genes=48, n_clusters=4, n_modules=6, random_state=0)
+    return design.sample(60, random_state=1)
+
+
+def build_tiny(checkpoint_dir: str | None, corpus_path: str = "-"):
+    """The build under test: 8 pre-training steps, 3 scouts × 6 steps, on :func:`tiny_corpus`
+    in memory, or streamed from ``corpus_path`` 16 rows at a time (4 chunks, a step each)."""
+    from gtlomics.corpus import CorpusSizes
+    from gtlomics.foundation import FoundationPreset, build_foundation, get_preset
+    from gtlomics.train import PretrainConfig, ScoutConfig
+
     preset = FoundationPreset(
         n_genes=32,
         d_model=8,
@@ -75,12 +83,13 @@ def build_tiny(checkpoint_dir: str | None):
         scouts=ScoutConfig(steps=6, batch_size=8),
         cousin_tasks=get_preset("tiny").cousin_tasks,
     )
-    return Foundation.build(
-        design.sample(60, random_state=1),
+    return build_foundation(
+        tiny_corpus() if corpus_path == "-" else corpus_path,
         preset=preset,
         random_state=SEED,
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=CHECKPOINT_EVERY,
+        sizes=CorpusSizes(chunk_size=16),
     )
 
 
@@ -128,15 +137,15 @@ def _hook_saves(stage: str, pause: str, counts: dict[str, int], marker: Path) ->
 
 
 def worker_main(argv: list[str]) -> None:
-    """``checkpoint_dir out_dir pause marker threads``: build on ``threads`` torch threads, save to
-    ``out_dir``, report save counts."""
-    checkpoint_dir, out_dir, pause, marker, threads = argv
+    """``checkpoint_dir out_dir pause marker threads corpus``: build on ``threads`` torch threads
+    (from the ``corpus`` file, or in memory for ``-``), save to ``out_dir``, report save counts."""
+    checkpoint_dir, out_dir, pause, marker, threads, corpus_path = argv
     torch.set_num_threads(int(threads))
     importlib.import_module("gtlomics.scouts")._import_umap = _import_pca_as_umap
     counts = {"pretrain": 0, "scouting": 0}
     for stage in counts:
         _hook_saves(stage, pause, counts, Path(marker))
-    foundation = build_tiny(checkpoint_dir)
+    foundation = build_tiny(checkpoint_dir, corpus_path)
     foundation.save(out_dir)
     (Path(out_dir).parent / "save_counts.json").write_text(json.dumps(counts))
 
@@ -144,7 +153,9 @@ def worker_main(argv: list[str]) -> None:
 # ------------------------------------------------------------------------------- the test
 
 
-def _start_worker(tmp_path: Path, run: str, pause: str) -> tuple[subprocess.Popen, Path, Path]:
+def _start_worker(
+    tmp_path: Path, run: str, pause: str, corpus_path: str
+) -> tuple[subprocess.Popen, Path, Path]:
     """Start a worker; its stderr goes to ``<run>.stderr`` (a pipe could fill and block it)."""
     marker = tmp_path / f"{run}.paused"
     out_dir = tmp_path / run / "foundation"
@@ -154,7 +165,7 @@ def _start_worker(tmp_path: Path, run: str, pause: str) -> tuple[subprocess.Pope
         "from test_kill_resume import worker_main; worker_main(sys.argv[1:])"
     )
     threads = str(torch.get_num_threads())  # the reference's layout: this process's threads
-    args = [str(tmp_path / "checkpoints"), str(out_dir), pause, str(marker), threads]
+    args = [str(tmp_path / "checkpoints"), str(out_dir), pause, str(marker), threads, corpus_path]
     env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, threads), "PYTHONPATH": _pythonpath()}
     with open(tmp_path / f"{run}.stderr", "wb") as stderr:
         process = subprocess.Popen(
@@ -185,8 +196,8 @@ def _kill_when_paused(process: subprocess.Popen, marker: Path) -> None:
     assert process.wait(timeout=30) == -signal.SIGKILL
 
 
-def _run_to_completion(tmp_path: Path, run: str) -> tuple[Path, dict[str, int]]:
-    process, marker, out_dir = _start_worker(tmp_path, run, "none")
+def _run_to_completion(tmp_path: Path, run: str, corpus_path: str) -> tuple[Path, dict[str, int]]:
+    process, marker, out_dir = _start_worker(tmp_path, run, "none", corpus_path)
     assert process.wait(timeout=MARKER_TIMEOUT_S) == 0, _stderr(marker)
     counts = json.loads((out_dir.parent / "save_counts.json").read_text())
     return out_dir, counts
@@ -196,8 +207,18 @@ def _file_digests(folder: Path) -> dict[str, str]:
     return json.loads((folder / "checksums.json").read_text())["files"]
 
 
+@pytest.fixture(params=["in_memory", "streamed"])
+def corpus_path(request, tmp_path) -> str:
+    """``-`` (the corpus in memory), or the path of the corpus written once as an ``.h5ad``."""
+    if request.param == "in_memory":
+        return "-"
+    path = tmp_path / "corpus.h5ad"
+    tiny_corpus().write_h5ad(path)
+    return str(path)
+
+
 @pytest.fixture()
-def reference(tmp_path, monkeypatch) -> Path:
+def reference(tmp_path, monkeypatch, corpus_path) -> Path:
     """The same build, uninterrupted and without checkpoints, in this process.
 
     On the thread counts the workers get: this process's torch threads, and as many for numpy's
@@ -207,22 +228,24 @@ def reference(tmp_path, monkeypatch) -> Path:
         importlib.import_module("gtlomics.scouts"), "_import_umap", _import_pca_as_umap
     )
     with threadpool_limits(limits=torch.get_num_threads()):
-        foundation = build_tiny(None)
+        foundation = build_tiny(None, corpus_path)
     return foundation.save(tmp_path / "reference")
 
 
-def test_build_killed_twice_resumes_to_the_uninterrupted_foundation(tmp_path, reference):
+def test_build_killed_twice_resumes_to_the_uninterrupted_foundation(
+    tmp_path, reference, corpus_path
+):
     checkpoints = tmp_path / "checkpoints"
 
     # 1. SIGKILL right after the third pre-training checkpoint was written
-    process, marker, out_dir = _start_worker(tmp_path, "first", "after:pretrain:3")
+    process, marker, out_dir = _start_worker(tmp_path, "first", "after:pretrain:3", corpus_path)
     _kill_when_paused(process, marker)
     assert sorted(p.name for p in checkpoints.iterdir()) == ["pretrain.pt"]
     assert torch.load(checkpoints / "pretrain.pt", weights_only=True)["step"] == 3
     assert not out_dir.exists()
 
     # 2. restart; SIGKILL halfway through writing the third scouting checkpoint
-    process, marker, out_dir = _start_worker(tmp_path, "second", "torn:scouting:3")
+    process, marker, out_dir = _start_worker(tmp_path, "second", "torn:scouting:3", corpus_path)
     _kill_when_paused(process, marker)
     torn = [p for p in checkpoints.iterdir() if p.name.startswith(".scouts.pt.")]
     assert len(torn) == 1 and torn[0].stat().st_size > 0  # the half-written temporary file
@@ -231,7 +254,7 @@ def test_build_killed_twice_resumes_to_the_uninterrupted_foundation(tmp_path, re
     assert not out_dir.exists()
 
     # 3. restart and finish: pre-training is done, scouting resumes at step 3 of 6
-    out_dir, saves = _run_to_completion(tmp_path, "third")
+    out_dir, saves = _run_to_completion(tmp_path, "third", corpus_path)
     assert saves == {"pretrain": 0, "scouting": 4}
     assert _file_digests(out_dir) == _file_digests(reference)
 

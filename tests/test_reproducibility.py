@@ -20,7 +20,7 @@ from gtl_support import MICRO_PRESET
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from gtlomics.classifier import GTLClassifier
-from gtlomics.foundation import Foundation
+from gtlomics.foundation import Foundation, build_foundation
 
 FAST = {"epochs": 2, "batch_size": 8, "random_state": 7}
 SCRATCH = {"foundation": None, "d_model": 8, "n_heads": 2, "n_layers": 1, "n_genes": 32}
@@ -113,7 +113,7 @@ def test_foundation_build_and_the_classifier_on_it(gtl):
     corpus, adata = gtl.corpus()[:60], gtl.fewshot(12)
 
     def run():
-        foundation = Foundation.build(corpus, preset=TINY_BUILD, random_state=5)
+        foundation = build_foundation(corpus, preset=TINY_BUILD, random_state=5)
         clf = GTLClassifier(foundation=foundation, **FAST).fit(adata)
         return _foundation_record(foundation), _predictions(clf, adata)
 

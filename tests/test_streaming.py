@@ -1,4 +1,4 @@
-"""Streaming pre-training and cousin tasks from an on-disk .h5ad with bounded memory."""
+"""Pre-training streamed from an on-disk .h5ad, and cousin tasks on it, with bounded memory."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from gtlomics.corpus import (
+    ArrayCorpus,
+    H5adCorpus,
+    SubsampledCousinTasks,
+    assign_to_centroids,
+    read_rows,
+)
 from gtlomics.expression import GeneVocab, prepare_expression
 from gtlomics.nn import EncoderConfig, ExpressionEncoder
-from gtlomics.scale import H5adCorpus, SubsampledCousinTasks, assign_to_centroids, read_rows
 from gtlomics.scouts import draw_cousin_tasks
-from gtlomics.train import PretrainConfig
+from gtlomics.train import PretrainConfig, pretrain
 
-streaming = importlib.import_module("gtlomics.train.streaming")
+pretrain_data = importlib.import_module("gtlomics.train.pretrain_data")
 
 CONFIG = PretrainConfig(epochs=2, batch_size=16, holdout_fraction=0.1)
 
@@ -57,7 +63,7 @@ def test_h5ad_corpus_chunks_equal_one_in_memory_preparation(corpus_file, vocab):
 def test_gene_statistics_match_the_training_rows(corpus_file, vocab):
     values = prepare_expression(corpus_file[1], vocab).values
     holdout = np.array([3, 70, 299])
-    stats = streaming.gene_statistics(streaming.ArrayCorpus(values, chunk_size=50), holdout)
+    stats = pretrain_data.gene_statistics(ArrayCorpus(values, chunk_size=50), holdout)
     train = np.delete(values, holdout, axis=0)
     np.testing.assert_allclose(stats.mean, train.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(stats.std, np.maximum(train.std(0), 1e-3), rtol=1e-4, atol=1e-6)
@@ -68,12 +74,8 @@ def test_streaming_from_disk_equals_streaming_from_memory_and_learns(corpus_file
     path, adata = corpus_file
     values = prepare_expression(adata, vocab).values
     on_disk, in_memory = _encoder(vocab), _encoder(vocab)
-    disk = streaming.pretrain_streaming(
-        on_disk, H5adCorpus(path, vocab, chunk_size=64), config=CONFIG, seed=5
-    )
-    memory = streaming.pretrain_streaming(
-        in_memory, streaming.ArrayCorpus(values, chunk_size=64), config=CONFIG, seed=5
-    )
+    disk = pretrain(on_disk, H5adCorpus(path, vocab, chunk_size=64), config=CONFIG, seed=5)
+    memory = pretrain(in_memory, ArrayCorpus(values, chunk_size=64), config=CONFIG, seed=5)
     for name, weight in in_memory.state_dict().items():
         torch.testing.assert_close(on_disk.state_dict()[name], weight, rtol=1e-4, atol=1e-6)
     assert disk.n_steps == CONFIG.epochs * sum(-(-n // 16) for n in (58, 58, 58, 58, 38))
@@ -93,7 +95,7 @@ def _streaming_peak(tmp_path, n_samples: int, n_genes: int = 128) -> tuple[int, 
     ad.AnnData(counts).write_h5ad(path)
     corpus = H5adCorpus(path, GeneVocab(tuple(str(i) for i in range(n_genes))), chunk_size=100)
     tracemalloc.start()
-    stats = streaming.gene_statistics(corpus, np.arange(0, n_samples, 100))
+    stats = pretrain_data.gene_statistics(corpus, np.arange(0, n_samples, 100))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert stats.holdout_values.shape == (n_samples // 100, n_genes)
@@ -110,7 +112,7 @@ def test_streaming_pass_memory_is_bounded_by_the_chunk(tmp_path):
 
 def test_rows_and_centroid_assignment_match_in_memory(corpus_file, vocab):
     values = prepare_expression(corpus_file[1], vocab).values
-    corpus = streaming.ArrayCorpus(values, chunk_size=37)
+    corpus = ArrayCorpus(values, chunk_size=37)
     rows = np.array([0, 36, 37, 100, 299])
     np.testing.assert_array_equal(read_rows(corpus, rows), values[rows])
     centroids = values[[5, 50, 150]]
@@ -142,7 +144,7 @@ class _KMeansTasks:
 
 def test_subsampled_cousin_tasks_index_the_subsample(corpus_file, vocab):
     values = prepare_expression(corpus_file[1], vocab).values
-    corpus = streaming.ArrayCorpus(values, chunk_size=64)
+    corpus = ArrayCorpus(values, chunk_size=64)
     fitted = SubsampledCousinTasks(n_subsample=120, generator=_KMeansTasks(), seed=1).fit(corpus)
     assert len(fitted.rows_) == 120 and np.all(np.diff(fitted.rows_) > 0)
     np.testing.assert_array_equal(fitted.values_, values[fitted.rows_])

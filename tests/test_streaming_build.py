@@ -1,4 +1,4 @@
-"""``build_foundation_streaming``: a Foundation from an on-disk .h5ad, read chunk by chunk."""
+"""``build_foundation(path)``: a Foundation from an on-disk .h5ad, read chunk by chunk."""
 
 from __future__ import annotations
 
@@ -16,14 +16,23 @@ from gtl_support import MICRO_PRESET, design, fewshot
 
 from gtlomics.classifier import GTLClassifier
 from gtlomics.cli import main
-from gtlomics.expression import PreprocessingConfig
-from gtlomics.foundation import Foundation, build_foundation_streaming
+from gtlomics.corpus import BatchStatistics, CorpusSizes, H5adCorpus
+from gtlomics.expression import GeneVocab, PreprocessingConfig, prepare_expression
+from gtlomics.foundation import Foundation, build_foundation
 
-streaming_build = importlib.import_module("gtlomics.foundation.streaming_build")
+build_module = importlib.import_module("gtlomics.foundation.build")
 
 N_ROWS, CHUNK, SUBSAMPLE, VOCAB_SAMPLE = 240, 64, 120, 100
 SIZES = {"chunk_size": CHUNK, "n_subsample": SUBSAMPLE, "vocab_sample": VOCAB_SAMPLE}
-BUILD = {"preset": MICRO_PRESET, "device": "cpu", **SIZES}
+
+
+def _build(corpus, **options) -> Foundation:
+    """``build_foundation`` with the micro preset and small sizes; size options override them."""
+    sizes = {key: options.pop(key) for key in list(options) if key in SIZES}
+    options.setdefault("preset", MICRO_PRESET)
+    return build_foundation(
+        corpus, device="cpu", sizes=CorpusSizes(**{**SIZES, **sizes}), **options
+    )
 
 
 def _corpus(n_rows: int = N_ROWS) -> ad.AnnData:
@@ -44,7 +53,7 @@ def corpus_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def streamed(corpus_file) -> Foundation:
-    return build_foundation_streaming(corpus_file, random_state=0, **BUILD)
+    return _build(corpus_file, random_state=0)
 
 
 def _same_foundation(a: Foundation, b: Foundation) -> bool:
@@ -78,11 +87,11 @@ def test_streamed_foundation_saves_loads_and_fine_tunes(streamed, tmp_path):
 
 def test_same_random_state_gives_the_same_foundation_and_leaves_global_rngs(streamed, corpus_file):
     numpy_state, torch_state = np.random.get_state()[1].copy(), torch.random.get_rng_state()
-    again = build_foundation_streaming(corpus_file, random_state=0, **BUILD)
+    again = _build(corpus_file, random_state=0)
     assert _same_foundation(streamed, again)
     np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
-    other = build_foundation_streaming(corpus_file, random_state=1, **BUILD)
+    other = _build(corpus_file, random_state=1)
     assert not _same_foundation(streamed, other)
 
 
@@ -100,7 +109,7 @@ def test_csr_layer_and_gene_column_files_give_the_same_foundation(streamed, tmp_
     moved.uns["synthetic"] = {"note": "synthetic"}
     path = _write(moved, tmp_path)
     config = PreprocessingConfig(layer="counts", gene_column="gene_id")
-    rebuilt = Foundation.build_streaming(path, preprocessing=config, random_state=0, **BUILD)
+    rebuilt = _build(path, preprocessing=config, random_state=0)
     assert _same_foundation(streamed, rebuilt)
     assert rebuilt.preprocessing == PreprocessingConfig(input_scale="counts")
 
@@ -123,7 +132,7 @@ def test_the_file_is_only_ever_read_a_chunk_at_a_time(corpus_file, monkeypatch):
 
     monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
     monkeypatch.setattr(ad, "read_h5ad", no_whole_read)
-    build_foundation_streaming(corpus_file, random_state=0, **BUILD)
+    _build(corpus_file, random_state=0)
     assert N_ROWS > 3 * CHUNK
     assert max(rows for rows, _ in reads) <= CHUNK
     assert sum(rows for rows, sampled in reads if sampled) == VOCAB_SAMPLE
@@ -203,9 +212,9 @@ def test_bad_files_fail_before_training_with_a_message_naming_the_file(case, tmp
     def no_training(*args, **kwargs):
         raise AssertionError("pre-training started on a bad corpus")
 
-    monkeypatch.setattr(streaming_build, "pretrain_streaming", no_training)
+    monkeypatch.setattr(build_module, "pretrain", no_training)
     with pytest.raises(error, match=re.escape(message)) as raised:
-        build_foundation_streaming(path, **{**BUILD, **options})
+        _build(path, **options)
     assert str(path) in str(raised.value)
     if case.startswith(("nan", "negative")):
         assert "sample '" in str(raised.value)  # which sample, from the chunked reader
@@ -222,12 +231,31 @@ def test_bad_files_fail_before_training_with_a_message_naming_the_file(case, tmp
 )
 def test_bad_sizes_are_refused(corpus_file, option, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        build_foundation_streaming(corpus_file, **{**BUILD, option: value})
+        _build(corpus_file, **{option: value})
 
 
-def test_an_in_memory_corpus_is_pointed_to_build_foundation():
-    with pytest.raises(TypeError, match=r"pass its path.*build_foundation"):
-        build_foundation_streaming(_corpus(40), **BUILD)
+def test_study_statistics_streamed_equal_the_in_memory_ones(corpus_file):
+    adata = _corpus()
+    studies = np.where(np.arange(N_ROWS) % 3 == 0, "a", "b")
+    vocab = GeneVocab(tuple(adata.var_names[:32]))
+    values = prepare_expression(adata, vocab).values
+    streamed = BatchStatistics.from_chunks(H5adCorpus(corpus_file, vocab, chunk_size=50), studies)
+    exact = BatchStatistics.from_values(values, studies)
+    np.testing.assert_array_equal(streamed.labels, exact.labels)
+    np.testing.assert_allclose(streamed.mean, exact.mean, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(streamed.scale, exact.scale, rtol=1e-5, atol=1e-9)
+
+
+def test_a_streamed_build_standardises_each_study_named_by_batch_key(tmp_path):
+    adata = _corpus()
+    adata.obs["study"] = np.where(np.arange(N_ROWS) < 100, "first", "second")
+    adata.X[:100] *= 4.0  # a study effect the per-study standardisation removes
+    path = _write(adata, tmp_path)
+    foundation = _build(path, random_state=0, batch_key="study")
+    assert foundation.provenance.build_config["batch_key"] == "study"
+    assert not foundation.provenance.build_config["pretrain"]["standardize_inputs"]
+    with pytest.raises(ValueError, match=r"batch_key='tissue_site' is not an obs column of .*bad"):
+        _build(_write(adata, tmp_path, "bad.h5ad"), batch_key="tissue_site")
 
 
 # ------------------------------------------------------------------------- (e) command line
@@ -239,7 +267,7 @@ def test_cli_stream_writes_a_loadable_foundation(corpus_file, tmp_path, capsys):
     sizes = ["--chunk-size", str(CHUNK), "--n-subsample", str(SUBSAMPLE)]
     rc = main([*command, *sizes, "--preset", "tiny", "--n-scouts", "2", "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
-    assert "samples streamed" in capsys.readouterr().out
+    assert "streamed chunk by chunk" in capsys.readouterr().out
     foundation = Foundation.load(out)
     streaming = foundation.provenance.build_config["streaming"]
     assert (streaming["chunk_size"], streaming["n_subsample"]) == (CHUNK, SUBSAMPLE)
@@ -250,7 +278,6 @@ def test_cli_stream_writes_a_loadable_foundation(corpus_file, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--stream", "--checkpoint-dir", "ckpt"], "--checkpoint-dir does not apply with --stream"),
         (["--chunk-size", "64"], "--chunk-size: only for --stream builds"),
     ],
 )

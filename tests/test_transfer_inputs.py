@@ -11,10 +11,10 @@ import torch
 
 from gtlomics import GTLClassifier
 from gtlomics.classifier.linear_probe import probe_features
+from gtlomics.corpus import standardize_per_batch
 from gtlomics.evaluation import StratifiedGroupKFoldCV, make_baseline
 from gtlomics.expression import GeneVocab, PreprocessingConfig, prepare_expression
 from gtlomics.foundation import build_foundation
-from gtlomics.foundation.build import standardize_per_batch
 from gtlomics.linear import InnerCVLogisticRegression
 from gtlomics.nn import GeneReadoutHead, SeedEnsemble
 from gtlomics.train import control_guides

@@ -3,7 +3,6 @@
 Numpy, pandas and scipy at import time; anndata, h5py and scanpy are imported only where used.
 """
 
-from gtlomics.expression.chunks import PreparedChunk, iter_prepared_chunks
 from gtlomics.expression.config import LOG_SCALE_MAX, PreprocessingConfig
 from gtlomics.expression.ids import strip_ensembl_version
 from gtlomics.expression.prepare import (
@@ -20,11 +19,9 @@ __all__ = [
     "DuplicateGeneWarning",
     "ExpressionTable",
     "GeneVocab",
-    "PreparedChunk",
     "PreparedExpression",
     "PreprocessingConfig",
     "check_overlap",
-    "iter_prepared_chunks",
     "prepare_expression",
     "read_expression",
     "strip_ensembl_version",

@@ -1,9 +1,9 @@
 """Foundations: a pre-trained, scouted encoder and everything needed to fine-tune it.
 
 * :class:`Foundation` (record, save/load, model rebuild) — :mod:`gtlomics.foundation.record`
-* :func:`build_foundation` (the build pipeline) — :mod:`gtlomics.foundation.build`
-* :func:`build_foundation_streaming` (the same from an ``.h5ad`` larger than memory) —
-  :mod:`gtlomics.foundation.streaming_build`
+* :func:`build_foundation` (the build pipeline, in memory or from an ``.h5ad`` larger than
+  memory, one process or ``torchrun``) — :mod:`gtlomics.foundation.build`
+* phase wall times of builds — :mod:`gtlomics.foundation.timings`
 * size presets — :mod:`gtlomics.foundation.presets`
 * checked directories (atomic save, checksums, versions) — :mod:`gtlomics.foundation.storage`
 * the user's default foundation — :mod:`gtlomics.foundation.default`
@@ -16,12 +16,13 @@ from gtlomics.foundation.default import ENV_VAR, default_foundation_dir, find_de
 from gtlomics.foundation.presets import PRESETS, CousinTaskSettings, FoundationPreset, get_preset
 from gtlomics.foundation.record import FORMAT_VERSION, Foundation, Provenance
 from gtlomics.foundation.storage import FoundationIntegrityError, FoundationVersionError
-from gtlomics.foundation.streaming_build import build_foundation_streaming
+from gtlomics.foundation.timings import BuildTimings, record_build_timings
 
 __all__ = [
     "ENV_VAR",
     "FORMAT_VERSION",
     "PRESETS",
+    "BuildTimings",
     "CousinTaskSettings",
     "Foundation",
     "FoundationIntegrityError",
@@ -29,8 +30,8 @@ __all__ = [
     "FoundationVersionError",
     "Provenance",
     "build_foundation",
-    "build_foundation_streaming",
     "default_foundation_dir",
     "find_default_foundation",
     "get_preset",
+    "record_build_timings",
 ]

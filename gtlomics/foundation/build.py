@@ -1,23 +1,28 @@
 """``build_foundation``: corpus → vocabulary → cousin tasks → pre-training → scouts → Foundation.
 
-Stages, each seeded by its own child of ``np.random.SeedSequence(random_state)``:
+One pipeline for every corpus (:func:`~gtlomics.corpus.open_corpus`): an in-memory AnnData or
+DataFrame, or an ``.h5ad`` file read chunk by chunk with memory bounded by
+:class:`~gtlomics.corpus.CorpusSizes`. Stages, each seeded by its own child of
+``np.random.SeedSequence(random_state)``:
 
-1. read the corpus and keep its ``n_genes`` most variable genes (:class:`GeneVocab`);
-2. align and normalise it (:func:`~gtlomics.expression.prepare_expression`);
-3. cousin tasks from the *unlabelled* corpus (:class:`~gtlomics.scouts.ClusterScoutGenerator`:
-   PCA → UMAP → KMeans → pairs of clusters), drawn before training so a corpus they cannot use
-   fails in seconds;
-4. masked-expression pre-training of a fresh encoder (:func:`~gtlomics.train.pretrain`);
+1. keep the corpus's ``n_genes`` most variable genes (:class:`GeneVocab`), chosen on every row
+   of an in-memory corpus or on ``vocab_sample`` rows of a file (within studies with
+   ``batch_key``);
+2. align and normalise it, and standardise each study on its own with ``batch_key``;
+3. cousin tasks from the *unlabelled* corpus (:class:`~gtlomics.corpus.SubsampledCousinTasks`:
+   PCA → UMAP → KMeans → pairs of clusters on at most ``n_subsample`` rows), drawn before
+   training so a corpus they cannot use fails in seconds;
+4. masked-expression pre-training of a fresh encoder (:func:`~gtlomics.train.pretrain`: all rows
+   shuffled in memory, or chunk-wise shuffles of a file);
 5. one seeded binary head (``head_init``) and one scout per task from the same starting point
    (:func:`~gtlomics.train.train_scouts`), whose mean squared changes are the guides.
 
-With ``checkpoint_dir`` the two training stages checkpoint there and a re-run with the same
-arguments resumes where a killed run stopped, ending with the same foundation.
-
-Under ``torchrun`` (an initialised process group of k > 1 ranks) every rank calls
-``build_foundation(..., distributed=True)`` with the same arguments: pre-training runs under
-DDP, rank 0 draws the cousin tasks and broadcasts them, the scouts are sharded over the ranks,
-and every rank returns the same foundation (:mod:`gtlomics.foundation.trainers`).
+With ``checkpoint_dir`` both training stages checkpoint there and a re-run with the same
+arguments resumes where a killed run stopped, ending with the same foundation. Under
+``torchrun`` (``distributed=True`` in an initialised process group of k > 1 ranks) every rank
+calls ``build_foundation`` with the same arguments: pre-training runs under DDP, rank 0 draws the
+cousin tasks and broadcasts them, the scouts are sharded over the ranks, and every rank returns
+the same foundation.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +38,38 @@ import numpy as np
 import torch
 
 from gtlomics._version import __version__
-from gtlomics.expression import (
-    ExpressionTable,
-    GeneVocab,
-    PreprocessingConfig,
-    prepare_expression,
-    read_expression,
+from gtlomics.corpus import (
+    ChunkedCorpus,
+    CorpusSizes,
+    SubsampledCousinTasks,
+    open_corpus,
+    read_rows,
 )
-from gtlomics.expression.scale import check_values
+from gtlomics.expression import ExpressionTable, GeneVocab, PreprocessingConfig
 from gtlomics.foundation.presets import CousinTaskSettings, FoundationPreset, get_preset
 from gtlomics.foundation.record import Foundation, Provenance
-from gtlomics.foundation.trainers import BuildTrainers
+from gtlomics.foundation.timings import timed_phase
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder
-from gtlomics.train import CheckpointConfig, PretrainConfig, ScoutConfig, pretrain, train_scouts
+from gtlomics.scouts import ScoutCapWarning
+from gtlomics.train import (
+    CheckpointConfig,
+    GuideValues,
+    PretrainConfig,
+    ScoutConfig,
+    pretrain,
+    train_scouts,
+)
+from gtlomics.train.distributed import (
+    DistributedContext,
+    broadcast_from_main,
+    process_group_context,
+)
 from gtlomics.train.runtime import resolve_device
 
-__all__ = ["build_foundation"]
+__all__ = ["DEFAULT_VALUE_ENCODING", "build_foundation"]
 
 logger = logging.getLogger(__name__)
 
-_MIN_SAMPLES = 8
 DEFAULT_VALUE_ENCODING = "log"
 """Value encoding of a foundation built without ``preprocessing``: log values (not ranks).
 
@@ -61,8 +78,6 @@ Chosen by the protocol fixed in ``docs/results.md``: mean per-fold AUROC of the 
 0.9200: a tie decided by 0.0003. Rank won OSD-758 by 0.11 and lost Benayoun aging by 0.11 (both
 encodings score 1.000 on the neutrophil tasks). ``value_encoding="rank"`` stays an option.
 """
-MIN_STUDY_STD = 0.1
-"""Floor of a corpus study's per-gene sd, as for a classifier's training samples."""
 
 
 def build_foundation(
@@ -84,13 +99,17 @@ def build_foundation(
     device: str | torch.device = "auto",
     distributed: bool = False,
     batch_key: str | None = None,
+    sizes: CorpusSizes | None = None,
 ) -> Foundation:
     """Build a :class:`Foundation` from an unlabelled expression corpus.
 
     Parameters
     ----------
-    corpus : AnnData, DataFrame or ExpressionTable
-        Samples × genes, raw counts or log1p values, gene ids in ``var_names`` / columns.
+    corpus : AnnData, DataFrame, ExpressionTable, or path
+        Samples × genes, raw counts or log1p values, gene ids in ``var_names`` / columns. A path
+        to an ``.h5ad`` file (or a backed AnnData) is read chunk by chunk, so a corpus larger
+        than memory can be used: dense or CSR ``X`` (a CSC matrix is refused; convert it once
+        with ``adata.X = adata.X.tocsr()``).
     preset : {"tiny", "small", "default"} or FoundationPreset
         Sizes of every stage; the arguments below override single parts of it.
     n_genes : int, optional
@@ -103,12 +122,13 @@ def build_foundation(
         Number of cousin tasks (one scout each), >= 1; capped at the number of distinct
         cluster pairs the corpus offers.
     cousin_tasks : CousinTaskSettings, optional
-        PCA / UMAP / KMeans settings; scaled down for small corpora.
+        PCA / UMAP / KMeans settings; scaled down for small corpora (or subsamples).
     preprocessing : PreprocessingConfig, optional
-        How the corpus is read and normalised (the foundation keeps it for its users). Default:
+        How the corpus is read and normalised (the foundation keeps it, with the resolved input
+        scale and without ``layer`` / ``gene_column``, for its users). Default:
         ``PreprocessingConfig(value_encoding=DEFAULT_VALUE_ENCODING)`` (log values).
     corpus_description : str, optional
-        Recorded in the provenance (default: the corpus's shape).
+        Recorded in the provenance (default: the corpus's shape, or the file's name).
     random_state : int
         Root seed of every stage; the same value gives the same foundation.
     progress : bool
@@ -128,17 +148,19 @@ def build_foundation(
         uses its own device instead.
     distributed : bool
         Join the ``torch.distributed`` process group the caller initialised (``torchrun``):
-        every rank calls ``build_foundation`` with the same arguments, pre-training runs under
-        DDP, rank 0 draws the cousin tasks and broadcasts them, the scouts are sharded, and every
-        rank returns the same foundation. Without a process group (or with one rank) this is a
-        plain build. ``False`` (the default) never joins one, even when it exists.
+        every rank calls ``build_foundation`` with the same arguments and returns the same
+        foundation. Without a process group (or with one rank) this is a plain build.
+        ``False`` (the default) never joins one, even when it exists.
     batch_key : str, optional
-        ``corpus.obs`` column naming each sample's study (or batch). Each study is then
-        standardised on its own (per-gene mean 0, sd 1, sd floored at 0.1) before cousin tasks,
-        pre-training and scouting, and the vocabulary keeps the genes most variable *within*
-        studies: the encoder learns within-study variation, which is what a classifier
-        standardised on its own training samples (``GTLClassifier(standardize="study")``)
-        shows it. Without it the corpus is standardised as one study.
+        ``obs`` column naming each sample's study (or batch). Each study is then standardised
+        on its own (per-gene mean 0, sd 1, sd floored at 0.1) before cousin tasks, pre-training
+        and scouting, and the vocabulary keeps the genes most variable *within* studies: the
+        encoder learns within-study variation, which is what a classifier standardised on its
+        own training samples (``GTLClassifier(standardize="study")``) shows it.
+    sizes : CorpusSizes, optional
+        Row counts that bound memory: ``chunk_size`` (rows of a file read at a time),
+        ``n_subsample`` (rows clustered for cousin tasks, any corpus), ``vocab_sample`` (rows of
+        a file the vocabulary is chosen on), ``max_holdout`` (held-out rows of a file).
 
     Returns
     -------
@@ -146,66 +168,84 @@ def build_foundation(
 
     Raises
     ------
+    FileNotFoundError
+        No file at a corpus path.
     ValueError
         Bad sizes, a corpus that cannot be used (too few samples, bad values, identical samples,
-        too few clusters for cousin tasks), a ``checkpoint_dir`` that is a file, or a CUDA
-        ``device`` on a machine without CUDA: all found before pre-training starts.
+        too few clusters for cousin tasks, an unreadable or CSC file), a ``checkpoint_dir`` that
+        is a file, or a CUDA ``device`` on a machine without CUDA: all found before pre-training
+        starts. Messages about a file name it.
     """
-    trainers = BuildTrainers.current(
-        pretrain, train_scouts, resolve_device(device), join_process_group=distributed
-    )
+    context = _context(device, distributed)
     plan = _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cousin_tasks)
     _check_n_scouts(plan.n_scouts)
+    sizes = sizes or CorpusSizes()
     preprocessing = preprocessing or PreprocessingConfig(value_encoding=DEFAULT_VALUE_ENCODING)
-    table = _read_corpus(corpus, preprocessing)
+    source = open_corpus(corpus, preprocessing, batch_key)
     plain = replace(preprocessing, layer=None, gene_column=None)
-    encoder_seed, pretrain_seed, task_seed, head_seed, scout_seed = _seeds(random_state, 5)
-    batches = corpus_batches(corpus, batch_key, table.shape[0])
-    vocab = _choose_vocab(table, plan.n_genes, plain, batches)
-    prepared = prepare_expression(table, vocab, plain)
+    seeds = _seeds(random_state, 6)
+    encoder_seed, pretrain_seed, task_seed, head_seed, scout_seed, vocab_seed = seeds
+    checkpoints = _checkpoints(checkpoint_dir, checkpoint_every)
+    with source.naming_errors():
+        sample, sample_batches = source.vocab_sample(
+            sizes.vocab_sample, vocab_seed, sizes.chunk_size
+        )
+        vocab = _choose_vocab(sample, plan.n_genes, plain, sample_batches)
+        prepared = source.prepare(vocab, plain, sample, sizes.chunk_size)
+        # Cousin tasks need only the corpus: drawn first, a corpus they cannot use (identical
+        # samples, too few clusters) fails in seconds, not after hours of pre-training.
+        with timed_phase("tasks"):
+            cousins = broadcast_from_main(
+                lambda: _draw_cousin_tasks(prepared.chunks, plan, sizes, task_seed, context),
+                context,
+            )
     plain = replace(plain, input_scale=prepared.input_scale)
-    if batches is not None:
-        prepared = replace(prepared, values=standardize_per_batch(prepared.values, batches))
+    if batch_key is not None:
         plan = replace(plan, pretrain=replace(plan.pretrain, standardize_inputs=False))
     enc_config = _encoder_config(encoder, plan, len(vocab))
     model = ExpressionEncoder(enc_config, seed=encoder_seed)
-    checkpoints = _checkpoints(checkpoint_dir, checkpoint_every)
-    # Cousin tasks need only the corpus: drawn first, a corpus they cannot use (identical
-    # samples, too few clusters) fails in seconds, not after hours of pre-training.
-    tasks = trainers.cousin_tasks(lambda: _cousin_tasks(prepared.values, plan, task_seed))
-    logger.info("Pre-training on %d samples × %d genes.", *prepared.values.shape)
-    trainers.pretrain(
-        model,
-        prepared.values,
-        config=plan.pretrain,
-        seed=pretrain_seed,
-        present=prepared.present,
-        progress=progress,
-        checkpoint=checkpoints.get("pretrain"),
-    )
+    logger.info("Pre-training on %d samples × %d genes.", source.n_samples, len(vocab))
+    with timed_phase("pretrain"):
+        pretrain(
+            model,
+            _on_device(prepared.training_data, context.device),
+            config=plan.pretrain,
+            seed=pretrain_seed,
+            present=prepared.present,
+            device=context.device,
+            max_holdout=sizes.max_holdout,
+            progress=progress,
+            checkpoint=checkpoints.get("pretrain"),
+            distributed=context.sharded,
+        )
     head = ClassificationHead(enc_config.d_model, 2, seed=head_seed)
-    logger.info("Training %d scouts.", len(tasks))
-    guides = trainers.train_scouts(
-        model,
-        head,
-        prepared.values,
-        tasks,
-        config=plan.scouts,
-        seed=scout_seed,
-        present=prepared.present,
-        progress=progress,
-        checkpoint=checkpoints.get("scouts"),
+    values = (
+        cousins.values if cousins.values is not None else read_rows(prepared.chunks, cousins.rows)
     )
+    logger.info("Training %d scouts on %d rows.", len(cousins.tasks), len(values))
+    with timed_phase("scouts"):
+        result = train_scouts(
+            model,
+            head,
+            torch.as_tensor(values).to(context.device),
+            cousins.tasks,
+            config=plan.scouts,
+            seed=scout_seed,
+            present=prepared.present,
+            progress=progress,
+            checkpoint=checkpoints.get("scouts"),
+            distributed=context.sharded,
+        )
+    build_config = {**_build_record(plan, enc_config, context), "batch_key": batch_key}
+    if source.streamed:
+        build_config["streaming"] = sizes.to_dict()
     provenance = Provenance(
-        corpus=corpus_description or f"corpus of {table.shape[0]} samples × {table.shape[1]} genes",
-        n_samples=int(table.shape[0]),
-        synthetic=_is_synthetic(corpus),
+        corpus=corpus_description or source.describe(),
+        n_samples=int(source.n_samples),
+        synthetic=source.synthetic,
         random_state=random_state,
-        n_scouts=len(tasks),
-        build_config={
-            **_build_record(plan, enc_config, trainers.device, trainers.context.world_size),
-            "batch_key": batch_key,
-        },
+        n_scouts=len(cousins.tasks),
+        build_config=build_config,
         library_version=__version__,
     )
     return Foundation(
@@ -214,9 +254,54 @@ def build_foundation(
         encoder_config=enc_config,
         encoder_state=_cpu_state(model),
         head_init=_cpu_state(head),
-        guides=guides,
+        guides=_on_cpu(result.guides),
         provenance=provenance,
     )
+
+
+@dataclass(frozen=True)
+class _CousinDraw:
+    """The cousin tasks rank 0 drew: the subsample's corpus rows, the tasks indexing them, and
+    (in one process) the subsample's values; other ranks read the rows themselves."""
+
+    rows: np.ndarray
+    tasks: list
+    values: np.ndarray | None
+
+
+def _draw_cousin_tasks(
+    chunks: ChunkedCorpus,
+    plan: FoundationPreset,
+    sizes: CorpusSizes,
+    seed: int,
+    context: DistributedContext,
+) -> _CousinDraw:
+    n_rows = min(sizes.n_subsample, chunks.n_samples)
+    generator = plan.task_generator(n_rows, seed)
+    cousins = SubsampledCousinTasks(n_subsample=sizes.n_subsample, generator=generator, seed=seed)
+    with warnings.catch_warnings():  # sizes scaled to the corpus on purpose: log, don't warn
+        warnings.simplefilter("ignore", ScoutCapWarning)
+        cousins.fit(chunks)
+    logger.info(
+        "Cousin tasks on %d of %d rows: %d clusters, %d tasks (PCA %d → UMAP %d).",
+        len(cousins.rows_),
+        chunks.n_samples,
+        generator.n_clusters_,
+        len(cousins.tasks_),
+        generator.n_pca_,
+        generator.n_components_,
+    )
+    values = None if context.sharded else cousins.values_
+    return _CousinDraw(cousins.rows_, list(cousins.tasks_), values)
+
+
+def _context(device: str | torch.device, distributed: bool) -> DistributedContext:
+    """This build's place: rank 0 of 1 on ``device``, or the rank's device in a process group
+    (a ``GTLClassifier`` fit inside a DDP job must not turn into a distributed build)."""
+    context = process_group_context(join=distributed)
+    if context.sharded:
+        return context
+    return replace(context, device=resolve_device(device))
 
 
 def _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cousin_tasks):
@@ -231,22 +316,6 @@ def _resolve_plan(preset, n_genes, pretrain_config, scout_config, n_scouts, cous
     return replace(plan, **{key: value for key, value in overrides.items() if value is not None})
 
 
-def _read_corpus(corpus: Any, preprocessing: PreprocessingConfig) -> ExpressionTable:
-    if isinstance(corpus, ExpressionTable):
-        table = corpus
-    else:
-        table = read_expression(
-            corpus, layer=preprocessing.layer, gene_column=preprocessing.gene_column
-        )
-    check_values(table.values, table.sample_ids, table.gene_ids)  # errors name the sample
-    if table.shape[0] < _MIN_SAMPLES:
-        raise ValueError(
-            f"The corpus has {table.shape[0]} samples; a foundation needs at least {_MIN_SAMPLES} "
-            "(pre-training holds some out and cousin tasks cluster them). Add unlabelled samples."
-        )
-    return table
-
-
 def _seeds(random_state: int, n: int) -> list[int]:
     children = np.random.SeedSequence(random_state).spawn(n)
     return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in children]
@@ -256,7 +325,7 @@ def _choose_vocab(
     table: ExpressionTable,
     n_genes: int,
     config: PreprocessingConfig,
-    batches: np.ndarray | None = None,
+    batches: np.ndarray | None,
 ) -> GeneVocab:
     n_distinct = len(set(table.gene_ids.tolist()))
     return GeneVocab.from_most_variable(
@@ -266,43 +335,6 @@ def _choose_vocab(
         gene_ids=table.gene_ids,
         batches=batches,
     )
-
-
-def corpus_batches(corpus: Any, batch_key: str | None, n_samples: int) -> np.ndarray | None:
-    """The study label of every corpus sample (``corpus.obs[batch_key]``), or None."""
-    if batch_key is None:
-        return None
-    obs = getattr(corpus, "obs", None)
-    if obs is None or batch_key not in obs.columns:
-        columns = [] if obs is None else list(obs.columns)
-        raise ValueError(
-            f"batch_key={batch_key!r} needs an AnnData corpus with that obs column (columns: "
-            f"{columns}); pass batch_key=None to standardise the corpus as one study."
-        )
-    batches = obs[batch_key].astype(str).to_numpy()
-    if len(batches) != n_samples:
-        raise ValueError(f"obs[{batch_key!r}] has {len(batches)} rows for {n_samples} samples.")
-    return batches
-
-
-def standardize_per_batch(
-    values: np.ndarray, batches: np.ndarray, *, min_std: float = MIN_STUDY_STD
-) -> np.ndarray:
-    """Each batch's rows with per-gene mean 0 and sd 1 (sd floored at ``min_std``), float32.
-
-    Examples
-    --------
-    >>> v = np.array([[1.0, 0.0], [3.0, 0.0], [10.0, 4.0], [10.0, 8.0]])
-    >>> standardize_per_batch(v, np.array(["a", "a", "b", "b"])).tolist()
-    [[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]]
-    """
-    out = np.empty(values.shape, dtype=np.float32)
-    for batch in np.unique(batches):
-        rows = batches == batch
-        block = values[rows].astype(np.float64)
-        scale = np.maximum(block.std(axis=0), min_std)
-        out[rows] = (block - block.mean(axis=0)) / scale
-    return out
 
 
 def _encoder_config(
@@ -340,53 +372,33 @@ def _checkpoints(checkpoint_dir: str | os.PathLike | None, every: int) -> dict:
     }
 
 
-def _cousin_tasks(values: np.ndarray, plan: FoundationPreset, seed: int) -> list:
-    from gtlomics.scouts import ScoutCapWarning, shift_to_nonnegative
-
-    values = shift_to_nonnegative(values)  # standardised or rank values are negative by design
-    generator = plan.task_generator(values.shape[0], seed)
-    with warnings.catch_warnings():  # sizes scaled to the corpus on purpose: log, don't warn
-        warnings.simplefilter("ignore", ScoutCapWarning)
-        generator.fit(values)
-    logger.info(
-        "Cousin tasks: %d clusters, %d tasks (PCA %d → UMAP %d).",
-        generator.n_clusters_,
-        len(generator.tasks_),
-        generator.n_pca_,
-        generator.n_components_,
-    )
-    return list(generator.tasks_)
+def _on_device(data: np.ndarray | ChunkedCorpus, device: torch.device):
+    """An in-memory array as a tensor on ``device``; a chunked corpus as it is."""
+    if isinstance(data, np.ndarray):
+        return torch.as_tensor(data).to(device)
+    return data
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: t.detach().to("cpu").clone() for name, t in module.state_dict().items()}
 
 
-def _is_synthetic(corpus: Any) -> bool:
-    uns = getattr(corpus, "uns", None)
-    return bool(uns is not None and "synthetic" in uns)
+def _on_cpu(guides: GuideValues) -> GuideValues:
+    raw = {name: tensor.cpu() for name, tensor in guides.raw.items()}
+    return GuideValues(raw=raw, n_scouts=guides.n_scouts)
 
 
 def _build_record(
-    plan: FoundationPreset,
-    enc_config: EncoderConfig,
-    device: torch.device | None = None,
-    world_size: int = 1,
+    plan: FoundationPreset, enc_config: EncoderConfig, context: DistributedContext
 ) -> dict[str, Any]:
     """What the build ran with: sizes, configs, and where it trained (device type, processes)."""
     return {
-        "device": "cpu" if device is None else device.type,
-        "world_size": world_size,
+        "device": context.device.type,
+        "world_size": context.world_size,
         "encoder": enc_config.to_dict(),
-        "pretrain": _plain(plan.pretrain),
-        "scouts": _plain(plan.scouts),
+        "pretrain": asdict(plan.pretrain),
+        "scouts": asdict(plan.scouts),
         "cousin_tasks": plan.cousin_tasks.to_dict(),
         "n_scouts": plan.n_scouts,
         "n_genes": plan.n_genes,
     }
-
-
-def _plain(config: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(config)

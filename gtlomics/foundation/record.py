@@ -143,23 +143,6 @@ class Foundation:
         """Number of classes of the scouts' head (2 for the usual binary cousin tasks)."""
         return int(self.head_init["linear.weight"].shape[0])
 
-    @classmethod
-    def build(cls, corpus, **kwargs) -> Foundation:
-        """Pre-train, scout and collect guides on ``corpus``; see :func:`build_foundation`."""
-        from gtlomics.foundation.build import build_foundation
-
-        return build_foundation(corpus, **kwargs)
-
-    @classmethod
-    def build_streaming(cls, path: str | os.PathLike, **kwargs) -> Foundation:
-        """Build from an ``.h5ad`` file read chunk by chunk (corpora larger than memory).
-
-        See :func:`~gtlomics.foundation.streaming_build.build_foundation_streaming`.
-        """
-        from gtlomics.foundation.streaming_build import build_foundation_streaming
-
-        return build_foundation_streaming(path, **kwargs)
-
     def make_encoder(self, device: str | torch.device = "cpu") -> ExpressionEncoder:
         """A fresh encoder holding the pre-trained weights, on ``device``."""
         encoder = ExpressionEncoder(self.encoder_config)

@@ -1,13 +1,18 @@
-"""Masked-expression pre-training of an :class:`~gtlomics.nn.ExpressionEncoder`.
+"""Masked-expression pre-training of an :class:`~gtlomics.nn.ExpressionEncoder`: one loop.
 
 A fraction of the present gene tokens of each sample is replaced by the mask embedding and the
-model predicts their values (MSE), as deviations from each gene's training mean. Samples are
-split once into training and held-out rows; each epoch reports the training loss, the masked loss
-on fixed held-out masks, and the loss of the mean predictor (each gene's training mean) on the
-same held-out masks.
+model predicts their values (MSE), as deviations from each gene's training mean. Each epoch
+reports the training loss, the masked loss on fixed held-out masks, and the loss of the mean
+predictor (each gene's training mean) on the same masks.
 
-All randomness (split, shuffles, masks, dropout) is a pure function of ``seed`` and the step, so a
-run resumed from a checkpoint ends bit-identical to an uninterrupted one.
+The same loop serves an in-memory array and a corpus streamed from disk
+(:mod:`~gtlomics.train.pretrain_data` says how each is split, shuffled and batched), in one
+process or, with ``distributed=True`` under ``torchrun``, under DistributedDataParallel: every
+rank draws the same global batch and mask (pure functions of ``seed`` and the step), trains on
+its slice of the rows, and the loss is weighted so that DDP's gradient average is the gradient
+of the global masked MSE. All randomness (split, shuffles, masks, dropout) is a pure function of
+``seed`` and the step, so a run resumed from a checkpoint ends bit-identical to an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -17,17 +22,23 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from gtlomics.corpus import ChunkedCorpus
 from gtlomics.nn import ExpressionEncoder, MaskedExpressionHead, set_dropout_generator
-from gtlomics.train.checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from gtlomics.train.checkpoint import load_checkpoint, save_checkpoint
 from gtlomics.train.config import CheckpointConfig, PretrainConfig
-from gtlomics.train.runtime import autocast_for, child_rng, child_seed, full_precision, to_tensor
+from gtlomics.train.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    per_rank_checkpoint,
+    process_group_context,
+)
+from gtlomics.train.pretrain_data import BATCH, HEAD, Batch, PretrainRows, draw_mask, pretrain_rows
+from gtlomics.train.runtime import autocast_for, child_rng, child_seed, full_precision
 
-__all__ = ["PretrainConfig", "PretrainEpoch", "PretrainResult", "pretrain"]
-
-_SPLIT, _HEAD, _HOLDOUT_MASK, _EPOCH, _BATCH = range(5)
-MIN_GENE_STD = 1e-3
+__all__ = ["PretrainEpoch", "PretrainResult", "pretrain"]
 
 
 @dataclass(frozen=True)
@@ -60,22 +71,233 @@ class PretrainResult:
         return self.history[-1]
 
 
-def _split_rows(n_samples: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    order = child_rng(seed, _SPLIT).permutation(n_samples)
-    n_holdout = min(round(n_samples * fraction), n_samples - 1) if fraction > 0 else 0
-    n_holdout = max(n_holdout, 1) if fraction > 0 and n_samples > 1 else n_holdout
-    return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
+def pretrain(
+    encoder: ExpressionEncoder,
+    data: np.ndarray | torch.Tensor | ChunkedCorpus,
+    *,
+    config: PretrainConfig,
+    seed: int,
+    present: np.ndarray | torch.Tensor | None = None,
+    device: str | torch.device | None = None,
+    max_holdout: int = 4096,
+    progress: bool = False,
+    checkpoint: CheckpointConfig | None = None,
+    distributed: bool = False,
+    compile_model: bool = False,
+) -> PretrainResult:
+    """Pre-train ``encoder`` in place by masked-expression modelling.
+
+    Parameters
+    ----------
+    encoder : ExpressionEncoder
+        Trained in place; moved to the training device.
+    data : array, Tensor or ChunkedCorpus
+        ``(n_samples, n_genes)`` normalised expression in the encoder's gene order: an array or
+        tensor held in memory, or a :class:`~gtlomics.corpus.ChunkedCorpus` (e.g.
+        :class:`~gtlomics.corpus.H5adCorpus`) streamed chunk by chunk, read ``epochs + 1``
+        times, with memory bounded by one chunk plus the held-out rows.
+    config : PretrainConfig
+        Optimisation settings (AdamW, linear warm-up then cosine decay, gradient clipping).
+    seed : int
+        Root of every random choice.
+    present : array or Tensor or None
+        ``(n_genes,)`` or ``(n_samples, n_genes)`` presence of an array (a corpus carries its
+        own); absent genes are never targets.
+    device : str or torch.device, optional
+        Where to train: default the tensor's device, or CPU for an array or a corpus.
+    max_holdout : int
+        Most held-out rows of a corpus kept in memory.
+    progress : bool
+        Show a tqdm progress bar (rank 0 only).
+    checkpoint : CheckpointConfig or None
+        Save state every ``checkpoint.every_n_steps`` steps; resume from the file when it
+        exists (a file written by another run is refused with ``ValueError``). Under a process
+        group the state is the same on every rank: rank 0 saves ``pretrain.world2.pt`` (for
+        ``pretrain.pt``, 2 ranks) and every rank loads it, so its folder must be one every rank
+        sees; another world size starts over.
+    distributed : bool
+        Join the caller's ``torch.distributed`` process group: every rank passes the same
+        arguments, ``config.batch_size`` is the global batch, and every rank ends with the same
+        encoder. With one rank (or no group) this is a plain single-process run.
+    compile_model : bool
+        Wrap the model in ``torch.compile`` (worth it on GPU for long
+        runs at d_model ≥ 256; on CPU it needs a C++ compiler and minutes of compilation).
+
+    Returns
+    -------
+    PretrainResult
+        Per-epoch train / held-out / mean-predictor losses, the trained masked head and the
+        per-gene training mean.
+
+    Raises
+    ------
+    ValueError
+        A corpus whose gene count differs from the encoder's, or a checkpoint from another run.
+    RuntimeError
+        Under a process group, ranks that resumed from different checkpoints (a folder that is
+        not shared between the nodes): raised on every rank before any step.
+    """
+    _check_genes(data, encoder)
+    rows = pretrain_rows(data, present, config, seed, _device(device), max_holdout)
+    context = process_group_context(join=distributed)
+    encoder.to(rows.device)
+    trainer = _Pretrainer(encoder, rows, config, seed, context, compile_model)
+    if context.sharded:
+        checkpoint = per_rank_checkpoint(checkpoint, f"world{context.world_size}")
+    fingerprint = _fingerprint(config, seed, rows, encoder, context)
+    if checkpoint is not None and (
+        state := load_checkpoint(checkpoint.path, fingerprint=fingerprint)
+    ):
+        trainer.load_state_dict(state)
+    _check_same_step(trainer, context, checkpoint)
+    show = progress and context.is_main
+    with tqdm(total=trainer.total_steps, initial=trainer.step, disable=not show) as bar:
+        while trainer.step < trainer.total_steps:
+            if (record := trainer.advance()) is not None:
+                bar.set_postfix(holdout=f"{record.holdout_loss:.4f}")
+            bar.update(1)
+            if checkpoint is not None and context.is_main and checkpoint.due(trainer.step):
+                save_checkpoint(checkpoint.path, trainer.state_dict(fingerprint))
+    set_dropout_generator(encoder, None)
+    return PretrainResult(tuple(trainer.history), trainer.head, rows.gene_mean, trainer.step)
 
 
-def _presence(present: torch.Tensor | None, values: torch.Tensor) -> torch.Tensor:
-    if present is None:
-        return torch.ones(values.shape, dtype=torch.bool, device=values.device)
-    return torch.as_tensor(present, dtype=torch.bool).to(values.device).expand(values.shape)
+class _MaskedModel(torch.nn.Module):
+    """Encoder + masked head in one module, so DDP sees the whole forward pass."""
+
+    def __init__(self, encoder: ExpressionEncoder, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, values, present, mask) -> torch.Tensor:
+        features = self.encoder.forward_features(values, present, mask)
+        return self.head(self.encoder.gene_features(features))  # (B, G)
 
 
-def _draw_mask(rng: np.random.Generator, present: torch.Tensor, fraction: float) -> torch.Tensor:
-    draw = torch.from_numpy(rng.random(tuple(present.shape)) < fraction).to(present.device)
-    return draw & present  # only present genes are masked (absent ones have no target)
+class _Pretrainer:
+    """State of one pre-training run; one short method per step."""
+
+    def __init__(
+        self,
+        encoder: ExpressionEncoder,
+        rows: PretrainRows,
+        config: PretrainConfig,
+        seed: int,
+        context: DistributedContext,
+        compile_model: bool,
+    ) -> None:
+        self.encoder, self.rows, self.config, self.seed = encoder, rows, config, seed
+        self.context = context
+        self.head = MaskedExpressionHead(encoder.config.d_model, seed=child_seed(seed, HEAD))
+        self.head.to(rows.device)
+        if config.standardize_inputs:
+            encoder.set_gene_standardization(rows.gene_mean, rows.gene_std)
+        self.model = _MaskedModel(encoder, self.head)
+        if context.sharded:
+            self.model = DistributedDataParallel(self.model)
+        if compile_model:  # compiles the forward; DDP's bucketed all-reduce stays eager
+            self.model = torch.compile(self.model)
+        self.total_steps = rows.steps_per_epoch * config.epochs
+        self.optimizer, self.scheduler = _adamw_with_schedule(
+            [*encoder.parameters(), *self.head.parameters()], config, self.total_steps
+        )
+        self.dropout_generator = torch.Generator(device=rows.device)
+        set_dropout_generator(encoder, self.dropout_generator)
+        self.step, self.epoch_loss_sum, self.history = 0, 0.0, []
+
+    def masked_loss(self, values, present, mask) -> torch.Tensor:
+        with autocast_for(self.rows.device, self.config.autocast_bf16):
+            pred = self.model(values, present, mask)
+        return _masked_mse(pred, values - self.rows.gene_mean, mask)
+
+    def train_step(self, batch: Batch) -> float:
+        mask = draw_mask(
+            child_rng(self.seed, BATCH, *batch.key), batch.present, self.config.mask_fraction
+        )
+        self.model.train()
+        if self.context.sharded:
+            return self._sharded_step(batch, mask)
+        self.dropout_generator.manual_seed(child_seed(self.seed, BATCH, *batch.key))
+        loss = self.masked_loss(batch.values, batch.present, mask)
+        return self._optimizer_step(loss)
+
+    def _sharded_step(self, batch: Batch, mask: torch.Tensor) -> float:
+        """This rank's slice of the global batch, weighted so that the ranks' average gradient
+        is that of the global masked MSE."""
+        rank, world_size = self.context.rank, self.context.world_size
+        n_masked = mask.sum().clamp(min=1)  # over the global batch, same on every rank
+        values, present = batch.values[rank::world_size], batch.present[rank::world_size]
+        mask = mask[rank::world_size]
+        self.dropout_generator.manual_seed(child_seed(self.seed, BATCH, *batch.key, rank))
+        with autocast_for(self.rows.device, self.config.autocast_bf16):
+            pred = self.model(values, present, mask)
+        sq = (full_precision(pred) - (values - self.rows.gene_mean)).pow(2) * mask
+        loss = sq.sum() * (world_size / n_masked)  # DDP averages: Σ_ranks = global MSE
+        self._optimizer_step(loss)
+        global_loss = (loss.detach() / world_size).reshape(1)
+        all_reduce_sum([global_loss], self.context)
+        return float(global_loss)
+
+    def _optimizer_step(self, loss: torch.Tensor) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            params = [*self.encoder.parameters(), *self.head.parameters()]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach())
+
+    def advance(self) -> PretrainEpoch | None:
+        """Take the next optimiser step; returns the epoch's record when the step ends one."""
+        epoch, index = divmod(self.step, self.rows.steps_per_epoch)
+        self.epoch_loss_sum += self.train_step(self.rows.batch(epoch, index))
+        self.step += 1
+        if index < self.rows.steps_per_epoch - 1:
+            return None
+        record = self.evaluate(epoch, self.epoch_loss_sum / self.rows.steps_per_epoch)
+        self.history.append(record)
+        self.epoch_loss_sum = 0.0
+        return record
+
+    @torch.no_grad()
+    def evaluate(self, epoch: int, train_loss: float) -> PretrainEpoch:
+        holdout = self.rows.holdout
+        if len(holdout.values) == 0:
+            return PretrainEpoch(epoch, train_loss, math.nan, math.nan)
+        self.model.eval()
+        losses, baselines, counts = [], [], []
+        for start in range(0, len(holdout.values), self.config.batch_size):
+            part = slice(start, start + self.config.batch_size)
+            values, mask = holdout.values[part], holdout.mask[part]
+            losses.append(float(self.masked_loss(values, holdout.present[part], mask)))
+            baseline = self.rows.gene_mean.expand_as(values)
+            baselines.append(float(_masked_mse(baseline, values, mask)))
+            counts.append(int(mask.sum()))
+        weights = np.asarray(counts, dtype=float) / max(1, sum(counts))
+        return PretrainEpoch(
+            epoch, train_loss, float(np.dot(weights, losses)), float(np.dot(weights, baselines))
+        )
+
+    def state_dict(self, fingerprint: str) -> dict:
+        return {
+            "fingerprint": fingerprint,
+            "encoder": self.encoder.state_dict(),
+            "head": self.head.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "epoch_loss_sum": self.epoch_loss_sum,
+            "history": [asdict(record) for record in self.history],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.head.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch_loss_sum = state["step"], state["epoch_loss_sum"]
+        self.history = [PretrainEpoch(**record) for record in state["history"]]
 
 
 def _masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -104,184 +326,46 @@ def _adamw_with_schedule(params, config: PretrainConfig, total_steps: int):
     return optimizer, scheduler
 
 
-def _optimizer_step(loss: torch.Tensor, run) -> float:
-    """Backward, clip, step and schedule for a pre-training run (``encoder``, ``head``,
-    ``optimizer``, ``scheduler``, ``config`` attributes); returns the loss as a float."""
-    run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if run.config.grad_clip is not None:
-        params = [*run.encoder.parameters(), *run.head.parameters()]
-        torch.nn.utils.clip_grad_norm_(params, run.config.grad_clip)
-    run.optimizer.step()
-    run.scheduler.step()
-    return float(loss.detach())
+def _device(device: str | torch.device | None) -> torch.device | None:
+    return None if device is None else torch.device(device)
 
 
-class _Pretrainer:
-    """State of one pre-training run; one short method per step."""
-
-    def __init__(self, encoder, values, present, config: PretrainConfig, seed: int) -> None:
-        self.encoder, self.config, self.seed = encoder, config, seed
-        self.device = values.device
-        self.present = _presence(present, values)
-        self.values = values.masked_fill(~self.present, 0.0)  # absent entries carry no value
-        self.train_rows, self.holdout_rows = _split_rows(len(values), config.holdout_fraction, seed)
-        self.head = MaskedExpressionHead(encoder.config.d_model, seed=child_seed(seed, _HEAD)).to(
-            self.device
-        )
-        params = [*encoder.parameters(), *self.head.parameters()]
-        self.steps_per_epoch = math.ceil(len(self.train_rows) / config.batch_size)
-        self.total_steps = self.steps_per_epoch * config.epochs
-        self.optimizer, self.scheduler = _adamw_with_schedule(params, config, self.total_steps)
-        self.dropout_generator = torch.Generator(device=self.device)
-        set_dropout_generator(encoder, self.dropout_generator)
-        self.step, self.epoch_loss_sum, self.history = 0, 0.0, []
-        self._prepare_holdout()
-
-    def _prepare_holdout(self) -> None:
-        rows = torch.as_tensor(self.holdout_rows, device=self.device, dtype=torch.long)
-        train = torch.as_tensor(self.train_rows, device=self.device, dtype=torch.long)
-        present_train = self.present[train]
-        gene_sum = (self.values[train] * present_train).sum(0)
-        n_present = present_train.sum(0).clamp(min=1)
-        self.gene_mean = gene_sum / n_present  # (G,)
-        if self.config.standardize_inputs:
-            sq_dev = ((self.values[train] - self.gene_mean) * present_train).pow(2).sum(0)
-            gene_std = (sq_dev / n_present).sqrt().clamp(min=MIN_GENE_STD)
-            self.encoder.set_gene_standardization(self.gene_mean, gene_std)
-        self.holdout_mask = _draw_mask(
-            child_rng(self.seed, _HOLDOUT_MASK), self.present[rows], self.config.mask_fraction
-        )
-        self.holdout_index = rows
-
-    def batch_rows(self, epoch: int, batch: int) -> torch.Tensor:
-        order = self.train_rows[
-            child_rng(self.seed, _EPOCH, epoch).permutation(len(self.train_rows))
-        ]
-        chosen = order[batch * self.config.batch_size : (batch + 1) * self.config.batch_size]
-        return torch.as_tensor(chosen, device=self.device, dtype=torch.long)
-
-    def masked_loss(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        with autocast_for(self.device, self.config.autocast_bf16):
-            features = self.encoder.forward_features(self.values[rows], self.present[rows], mask)
-            pred = self.head(self.encoder.gene_features(features))  # (B, G)
-        return _masked_mse(pred, self.values[rows] - self.gene_mean, mask)
-
-    def train_step(self, epoch: int, batch: int) -> float:
-        rows = self.batch_rows(epoch, batch)
-        mask = _draw_mask(
-            child_rng(self.seed, _BATCH, epoch, batch),
-            self.present[rows],
-            self.config.mask_fraction,
-        )
-        self.dropout_generator.manual_seed(child_seed(self.seed, _BATCH, epoch, batch))
-        self.encoder.train()
-        self.head.train()
-        loss = self.masked_loss(rows, mask)
-        return _optimizer_step(loss, self)
-
-    def advance(self) -> PretrainEpoch | None:
-        """Take the next optimiser step; returns the epoch's record when the step ends one."""
-        epoch, batch = divmod(self.step, self.steps_per_epoch)
-        self.epoch_loss_sum += self.train_step(epoch, batch)
-        self.step += 1
-        if batch < self.steps_per_epoch - 1:
-            return None
-        record = self.evaluate(epoch)
-        self.history.append(record)
-        self.epoch_loss_sum = 0.0
-        return record
-
-    @torch.no_grad()
-    def evaluate(self, epoch: int) -> PretrainEpoch:
-        train_loss = self.epoch_loss_sum / self.steps_per_epoch
-        if len(self.holdout_rows) == 0:
-            return PretrainEpoch(epoch, train_loss, math.nan, math.nan)
-        self.encoder.eval()
-        self.head.eval()
-        losses, baselines, counts = [], [], []
-        for start in range(0, len(self.holdout_index), self.config.batch_size):
-            rows = self.holdout_index[start : start + self.config.batch_size]
-            mask = self.holdout_mask[start : start + self.config.batch_size]
-            target = self.values[rows]
-            losses.append(float(self.masked_loss(rows, mask)))
-            baseline = self.gene_mean.expand_as(target)
-            baselines.append(float(_masked_mse(baseline, target, mask)))
-            counts.append(int(mask.sum()))
-        weights = np.asarray(counts, dtype=float) / max(1, sum(counts))
-        return PretrainEpoch(
-            epoch, train_loss, float(np.dot(weights, losses)), float(np.dot(weights, baselines))
+def _check_genes(data, encoder: ExpressionEncoder) -> None:
+    n_genes = data.n_genes if hasattr(data, "chunks") else data.shape[-1]
+    if n_genes != encoder.config.n_genes:
+        raise ValueError(
+            f"The corpus has {n_genes} genes but the encoder expects "
+            f"{encoder.config.n_genes}; prepare it with the encoder's GeneVocab."
         )
 
-    def state_dict(self, fingerprint: str) -> dict:
-        return {
-            "fingerprint": fingerprint,
-            "encoder": self.encoder.state_dict(),
-            "head": self.head.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "step": self.step,
-            "epoch_loss_sum": self.epoch_loss_sum,
-            "history": [asdict(record) for record in self.history],
-        }
 
-    def load_state_dict(self, state: dict) -> None:
-        self.encoder.load_state_dict(state["encoder"])
-        self.head.load_state_dict(state["head"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.step, self.epoch_loss_sum = state["step"], state["epoch_loss_sum"]
-        self.history = [PretrainEpoch(**record) for record in state["history"]]
-
-
-def pretrain(
-    encoder: ExpressionEncoder,
-    values: np.ndarray | torch.Tensor,
-    *,
+def _fingerprint(
     config: PretrainConfig,
     seed: int,
-    present: np.ndarray | torch.Tensor | None = None,
-    progress: bool = False,
-    checkpoint: CheckpointConfig | None = None,
-) -> PretrainResult:
-    """Pre-train ``encoder`` in place by masked-expression modelling.
+    rows: PretrainRows,
+    encoder: ExpressionEncoder,
+    context: DistributedContext,
+) -> str:
+    """What a checkpoint must match to resume this run."""
+    world = f"|world_size={context.world_size}" if context.sharded else ""
+    return f"pretrain|{config!r}|seed={seed}|{rows.signature()}|{encoder.config!r}{world}"
 
-    Parameters
-    ----------
-    encoder : ExpressionEncoder
-        Trained in place; moved to the device of ``values``.
-    values : array or Tensor
-        ``(n_samples, n_genes)`` log1p-normalised expression in the encoder's gene order.
-    config : PretrainConfig
-        Optimisation settings (AdamW, linear warm-up then cosine decay, gradient clipping).
-    seed : int
-        Root of every random choice.
-    present : array or Tensor or None
-        ``(n_genes,)`` or ``(n_samples, n_genes)``; absent genes are never targets.
-    progress : bool
-        Show a tqdm progress bar.
-    checkpoint : CheckpointConfig or None
-        Save state periodically; resume from ``checkpoint.path`` when it exists.
 
-    Returns
-    -------
-    PretrainResult
-        Per-epoch train / held-out / mean-predictor losses and the trained masked head.
-    """
-    values = to_tensor(values)
-    encoder.to(values.device)
-    trainer = _Pretrainer(encoder, values, present, config, seed)
-    fingerprint = run_fingerprint("pretrain", config, seed, values, repr(encoder.config))
-    if checkpoint is not None and (
-        state := load_checkpoint(checkpoint.path, fingerprint=fingerprint)
-    ):
-        trainer.load_state_dict(state)
-    with tqdm(total=trainer.total_steps, initial=trainer.step, disable=not progress) as bar:
-        while trainer.step < trainer.total_steps:
-            if (record := trainer.advance()) is not None:
-                bar.set_postfix(holdout=f"{record.holdout_loss:.4f}")
-            bar.update(1)
-            if checkpoint is not None and checkpoint.due(trainer.step):
-                save_checkpoint(checkpoint.path, trainer.state_dict(fingerprint))
-    set_dropout_generator(encoder, None)
-    return PretrainResult(tuple(trainer.history), trainer.head, trainer.gene_mean, trainer.step)
+def _check_same_step(
+    trainer: _Pretrainer, context: DistributedContext, checkpoint: CheckpointConfig | None
+) -> None:
+    """Under a process group, raise on every rank unless all ranks resumed at the same step."""
+    if not context.sharded:
+        return
+    bounds = torch.tensor(
+        [trainer.step, -trainer.step], dtype=torch.int64, device=trainer.rows.device
+    )
+    torch.distributed.all_reduce(bounds, op=torch.distributed.ReduceOp.MAX)
+    highest, lowest = int(bounds[0]), -int(bounds[1])
+    if highest != lowest:
+        path = None if checkpoint is None else checkpoint.path
+        raise RuntimeError(
+            f"The ranks resumed pre-training from different steps ({lowest} to {highest}): not "
+            f"every rank sees the checkpoint {path}. Put the checkpoint folder on a filesystem "
+            f"every rank sees (shared storage across nodes), or delete {path} to start over."
+        )

@@ -25,6 +25,14 @@ from tqdm.auto import tqdm
 from gtlomics.nn import ExpressionEncoder
 from gtlomics.train.checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
 from gtlomics.train.config import CheckpointConfig, ScoutConfig
+from gtlomics.train.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    per_rank_checkpoint,
+    process_group_context,
+    raise_unless_all,
+    shard_scouts,
+)
 from gtlomics.train.guides import GuideValues
 from gtlomics.train.runtime import child_rng, child_seed, to_tensor
 from gtlomics.train.scout_groups import EnsembleScouts, LoopScout
@@ -183,6 +191,7 @@ def train_scouts(
     present: np.ndarray | torch.Tensor | None = None,
     progress: bool = False,
     checkpoint: CheckpointConfig | None = None,
+    distributed: bool = False,
 ) -> ScoutResult:
     """Train one scout per task from a shared start and return the raw guides.
 
@@ -193,7 +202,7 @@ def train_scouts(
     head_init : nn.Module
         The seeded classification head every scout starts from (never modified).
     values : array or Tensor
-        ``(n_samples, n_genes)`` corpus the tasks index into.
+        ``(n_samples, n_genes)`` corpus the tasks index into (on this rank's device).
     tasks : sequence
         Objects with ``.indices`` and ``.labels`` (e.g. ``CousinTask``); sizes may differ.
     config : ScoutConfig
@@ -203,21 +212,41 @@ def train_scouts(
     present : array or Tensor or None
         ``(n_genes,)`` or ``(n_samples, n_genes)`` gene presence.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar of scout-steps (rank 0 only).
     checkpoint : CheckpointConfig or None
-        Save state periodically; resume from ``checkpoint.path`` when it exists.
+        Save state periodically; resume from ``checkpoint.path`` when it exists. Under a process
+        group every rank saves its own block to its own file (``scouts.rank1of2.pt`` for
+        ``scouts.pt`` on rank 1 of 2), with no communication; another world size starts over,
+        and a file from another rank, grouping, config, seed or data is refused (``ValueError``
+        on every rank).
+    distributed : bool
+        Join the caller's ``torch.distributed`` process group: every rank passes the same
+        arguments (all tasks), trains only its :func:`~gtlomics.train.distributed.shard_scouts`
+        block with the batches and dropout seeds one process gives those scouts, and every rank
+        returns the same, complete result (sums over ranks with one ``all_reduce``): equal to a
+        single process's to float round-off, bit-identical when it groups scouts the same way.
 
     Returns
     -------
     ScoutResult
-        ``guides`` keyed ``encoder.…`` / ``head.…`` and per-step losses.
+        ``guides`` keyed ``encoder.…`` / ``head.…`` and per-step losses ``(n_scouts, steps)``.
     """
+    context = process_group_context(join=distributed)
     run = _start_run(encoder, head_init, values, tasks, config, seed, present)
-    fingerprint = _fingerprint(run, tasks)
-    _resume(run, fingerprint, checkpoint)
-    _drive(run, fingerprint, checkpoint, progress)
-    raw = {n: s / run.n_scouts for n, s in run.sq_sum.items()}
-    return ScoutResult(GuideValues(raw=raw, n_scouts=run.n_scouts), run.losses.numpy())
+    extra = ""
+    if context.sharded:
+        block = shard_scouts(run.n_scouts, context.rank, context.world_size)
+        run.groups = _local_groups(block, config, run.values, run.encoder)
+        extra = f"|rank={context.rank}|world_size={context.world_size}"
+        checkpoint = per_rank_checkpoint(checkpoint, f"rank{context.rank}of{context.world_size}")
+    fingerprint = _fingerprint(run, tasks, extra)
+    _resume(run, fingerprint, checkpoint, context)
+    _drive(run, fingerprint, checkpoint, progress and context.is_main)
+    losses = run.losses.to(run.values.device)
+    names = list(run.sq_sum)
+    all_reduce_sum([run.sq_sum[n] for n in names] + [losses], context)
+    raw = {n: run.sq_sum[n] / run.n_scouts for n in names}
+    return ScoutResult(GuideValues(raw=raw, n_scouts=run.n_scouts), losses.cpu().numpy())
 
 
 def _start_run(encoder, head_init, values, tasks, config: ScoutConfig, seed: int, present):
@@ -231,6 +260,15 @@ def _start_run(encoder, head_init, values, tasks, config: ScoutConfig, seed: int
     return _ScoutRun(encoder, head_init, values, tasks, config, seed, present)
 
 
+def _local_groups(
+    block: range, config: ScoutConfig, values: torch.Tensor, encoder: ExpressionEncoder
+) -> list[range]:
+    """This rank's block of scouts, grouped by the pass-size rule."""
+    cost = ScoutCost.of(encoder.config, config.batch_size, values.element_size())
+    size = max(scouts_per_pass(config, len(block), values.device, cost), 1)
+    return [range(s, min(s + size, block.stop)) for s in range(block.start, block.stop, size)]
+
+
 def _fingerprint(run: _ScoutRun, tasks: Sequence, extra: str = "") -> str:
     """What a scout checkpoint must match to resume ``run`` (``extra`` appended at the end)."""
     tasks_sig = repr([(len(t.indices), int(np.asarray(t.indices).sum())) for t in tasks])
@@ -241,12 +279,29 @@ def _fingerprint(run: _ScoutRun, tasks: Sequence, extra: str = "") -> str:
     return run_fingerprint("scouts", run.config, run.seed, run.values, signature)
 
 
-def _resume(run: _ScoutRun, fingerprint: str, checkpoint: CheckpointConfig | None) -> None:
-    """Load ``checkpoint`` into ``run`` when it exists (a ValueError when another run wrote it)."""
-    if checkpoint is not None and (
-        state := load_checkpoint(checkpoint.path, fingerprint=fingerprint)
-    ):
-        run.load_state_dict(state)
+def _resume(
+    run: _ScoutRun,
+    fingerprint: str,
+    checkpoint: CheckpointConfig | None,
+    context: DistributedContext,
+) -> None:
+    """Load ``checkpoint`` into ``run`` when it exists; a file another run wrote is refused, on
+    every rank when any rank refuses its own."""
+    refusal: Exception | None = None
+    try:
+        if checkpoint is not None and (
+            state := load_checkpoint(checkpoint.path, fingerprint=fingerprint)
+        ):
+            run.load_state_dict(state)
+    except ValueError as error:
+        refusal = error
+    raise_unless_all(
+        refusal,
+        context,
+        run.values.device,
+        "Another rank refused its scout checkpoint (written by a different run): delete the "
+        "scouts.rank*of*.pt files in the checkpoint folder, or use another folder.",
+    )
 
 
 def _drive(

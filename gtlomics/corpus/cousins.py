@@ -1,12 +1,12 @@
-"""Cousin tasks for corpora larger than memory: cluster a bounded subsample, assign the rest.
+"""Cousin tasks for a corpus of any size: cluster a bounded subsample, assign the rest.
 
-PCA → UMAP → KMeans needs the whole matrix in memory (and UMAP's cost grows with it), so on a
-large corpus :class:`SubsampledCousinTasks` fits a :class:`~gtlomics.scouts.ClusterScoutGenerator`
-on at most ``n_subsample`` rows drawn uniformly from ``seed`` (read in one streaming pass). The
-tasks index those rows, which is all scouting needs: scouts train on ``values_`` (the subsample).
-Labels for every other row, where wanted, come from :func:`assign_to_centroids`: each row joins the
-cluster whose mean log-expression (over the subsample) is nearest, chunk by chunk. That is a
-cheaper rule than re-embedding with UMAP, and it is the one documented here.
+PCA → UMAP → KMeans needs the whole matrix in memory (and UMAP's cost grows with it), so
+:class:`SubsampledCousinTasks` fits a :class:`~gtlomics.scouts.ClusterScoutGenerator` on at most
+``n_subsample`` rows drawn uniformly from ``seed`` (read in one pass; a corpus no larger than
+``n_subsample`` is clustered whole). The tasks index those rows, which is all scouting needs:
+scouts train on ``values_``. Labels for every other row, where wanted, come from
+:func:`assign_to_centroids`: each row joins the cluster whose mean value (over the subsample) is
+nearest, chunk by chunk, a cheaper rule than re-embedding with UMAP.
 """
 
 from __future__ import annotations
@@ -16,25 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from gtlomics.train.streaming import ChunkedCorpus
+from gtlomics.corpus.chunks import ChunkedCorpus, read_rows
+from gtlomics.scouts import ClusterScoutGenerator, shift_to_nonnegative
 
-__all__ = ["SubsampledCousinTasks", "assign_to_centroids", "read_rows"]
+__all__ = ["SubsampledCousinTasks", "assign_to_centroids", "subsample_rows"]
 
 
-def read_rows(corpus: ChunkedCorpus, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` (sorted, unique) of ``corpus`` as ``float32 (len(rows), G)``, one pass.
-
-    Absent genes are 0.0 (as prepared); memory is the result plus one chunk.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    if np.any(np.diff(rows) <= 0):
-        raise ValueError("rows must be sorted and unique; pass np.unique(rows).")
-    out = np.empty((len(rows), corpus.n_genes), dtype=np.float32)
-    for chunk in corpus.chunks():
-        stop = chunk.start + chunk.values.shape[0]
-        lo, hi = np.searchsorted(rows, [chunk.start, stop])
-        out[lo:hi] = chunk.values[rows[lo:hi] - chunk.start]
-    return out
+def subsample_rows(n_samples: int, n_subsample: int, seed: int) -> np.ndarray:
+    """Sorted rows of a uniform draw of ``min(n_subsample, n_samples)`` rows, seeded."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
+    n_take = min(n_subsample, n_samples)
+    return np.sort(rng.choice(n_samples, size=n_take, replace=False))
 
 
 def assign_to_centroids(corpus: ChunkedCorpus, centroids: np.ndarray) -> np.ndarray:
@@ -59,7 +51,8 @@ class SubsampledCousinTasks:
         Most rows clustered (and held in memory).
     generator : estimator or None
         Anything with ``fit(values)`` setting ``labels_`` and ``tasks_``; ``None`` builds a
-        default :class:`~gtlomics.scouts.ClusterScoutGenerator` seeded from ``seed``.
+        default :class:`~gtlomics.scouts.ClusterScoutGenerator` seeded from ``seed``. Values
+        negative by design (standardised, rank scores) are shifted to be non-negative for it.
     seed : int
         Chooses the subsample (and seeds the default generator).
 
@@ -81,12 +74,12 @@ class SubsampledCousinTasks:
 
     def fit(self, corpus: ChunkedCorpus) -> SubsampledCousinTasks:
         """Draw the subsample, cluster it and draw the tasks."""
-        n_take = min(self.n_subsample, corpus.n_samples)
-        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(0,)))
-        self.rows_ = np.sort(rng.choice(corpus.n_samples, size=n_take, replace=False))
+        self.rows_ = subsample_rows(corpus.n_samples, self.n_subsample, self.seed)
         self.values_ = read_rows(corpus, self.rows_)
-        generator = self.generator if self.generator is not None else self._default_generator()
-        generator.fit(self.values_)
+        generator = self.generator
+        if generator is None:
+            generator = ClusterScoutGenerator(random_state=self.seed)
+        generator.fit(shift_to_nonnegative(self.values_))
         self.generator_, self.tasks_ = generator, generator.tasks_
         labels = np.asarray(generator.labels_)
         self.centroids_ = np.stack(
@@ -97,8 +90,3 @@ class SubsampledCousinTasks:
     def assign(self, corpus: ChunkedCorpus) -> np.ndarray:
         """Cluster of every corpus row by nearest subsample centroid (see module notes)."""
         return assign_to_centroids(corpus, self.centroids_)
-
-    def _default_generator(self):
-        from gtlomics.scouts import ClusterScoutGenerator
-
-        return ClusterScoutGenerator(random_state=self.seed)
