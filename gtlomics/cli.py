@@ -260,15 +260,9 @@ def _check_build_paths(out: Path, args) -> None:
 
 
 def _read_h5ad(path: str):
-    """Read an .h5ad file; a missing or unreadable file is one clear error naming it."""
-    import anndata as ad
+    from gtlomics.corpus.h5ad import read_h5ad_whole
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such file.")
-    try:
-        return ad.read_h5ad(path)
-    except OSError as error:
-        raise ValueError(f"{path} is not a readable .h5ad file ({error}).") from error
+    return read_h5ad_whole(path)
 
 
 def _run_evaluate(args, say) -> None:

@@ -327,7 +327,7 @@ def test_sharded_scouts_resume_per_rank_to_the_uninterrupted_guides(resumed, two
         name = f"scouts.rank{rank}of2.pt"
         assert before["crashed"] == ["scouts", "pretrain"]
         assert before["log"]["scout_saves"] == [(name, 2), (name, 4)]
-        assert after["crashed"] == [] and after["log"]["scout_saves"] == []
+        assert after["crashed"] == [] and after["log"]["scout_saves"] == [(name, 5)]  # the last
         assert after["log"]["scout_steps"] == [4]  # resumed inside the group: its 5th step only
         np.testing.assert_array_equal(after["losses"].numpy(), two_ranks[rank]["losses"].numpy())
         for name, raw in two_ranks[rank]["guides"].items():
@@ -342,7 +342,8 @@ def test_ddp_pretraining_resumes_from_rank_0_checkpoint(resumed, two_ranks):
         "scouts.rank1of2.pt",
     ]
     assert [r["log"]["pretrain_saves"] for r in crashed] == [[("pretrain.world2.pt", 3)], []]
-    assert [r["log"]["pretrain_saves"] for r in rerun] == [[("pretrain.world2.pt", 6)], []]
+    saves = [("pretrain.world2.pt", 6), ("pretrain.world2.pt", 8)]  # due at 6, and the last
+    assert [r["log"]["pretrain_saves"] for r in rerun] == [saves, []]
     for before, after, reference in zip(crashed, rerun, two_ranks, strict=True):
         assert before["log"]["pretrain_steps"] == list(range(PRETRAIN_CRASH_STEP))
         assert after["log"]["pretrain_steps"] == list(range(PRETRAIN_EVERY, 8))
@@ -353,8 +354,8 @@ def test_ddp_pretraining_resumes_from_rank_0_checkpoint(resumed, two_ranks):
 
 def test_ranks_that_do_not_share_the_checkpoint_folder_all_stop(resumed):
     _, _, rerun = resumed
-    for rank in rerun:  # rank 0 copied the last save (step 6); rank 1 found none
-        assert "different steps (0 to 6)" in rank["unshared"]
+    for rank in rerun:  # rank 0 copied the last save (step 8, the end); rank 1 found none
+        assert "different steps (0 to 8)" in rank["unshared"]
         assert "every rank sees" in rank["unshared"]
 
 

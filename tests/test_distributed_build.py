@@ -50,7 +50,8 @@ PRESET = replace(MICRO_PRESET, n_scouts=4, scouts=ScoutConfig(steps=5, batch_siz
 # another random_state changes guides by 0.85 relative, one more scout step by 0.45).
 GUIDE_RTOL = 1e-4
 # Pre-training takes 6 steps (180 training rows / 32) and saves at 2, 4, 6; each rank's scouts
-# train as one group of 5 steps and save at 2 and 4, so a rerun resumes inside the group.
+# train as one group of 5 steps and save at 2, 4 and after the last, so a rerun of the finished
+# build trains nothing (resuming inside a group under 2 ranks: tests/test_distributed.py).
 CHECKPOINT_EVERY = 2
 CHECKPOINTS = ("pretrain.world2.pt", "scouts.rank0of2.pt", "scouts.rank1of2.pt")
 
@@ -242,7 +243,8 @@ def test_two_ranks_checkpoint_and_a_rerun_resumes_to_the_same_foundation(two_ran
         torch.load(out / "checkpoints" / name, weights_only=True) for name in CHECKPOINTS[1:]
     ]
     assert pretrain_state["step"] == 6
-    assert [(state["ticks"], state["step"]) for state in scout_states] == [(4, 4), (4, 4)]
+    # Saved at ticks 2 and 4 and after the last (5): finished, so a rerun trains nothing.
+    assert [(state["ticks"], state["group"]) for state in scout_states] == [(5, None), (5, None)]
 
 
 def test_an_error_on_rank_0_reaches_every_rank(two_ranks):

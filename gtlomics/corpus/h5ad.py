@@ -23,10 +23,12 @@ __all__ = [
     "MIN_CORPUS_SAMPLES",
     "H5adLayout",
     "ReadSettings",
+    "h5ad_n_rows",
     "inspect_h5ad",
     "iter_h5ad_tables",
     "read_h5ad_obs_column",
     "read_h5ad_rows",
+    "read_h5ad_whole",
 ]
 
 MIN_CORPUS_SAMPLES = 8
@@ -92,6 +94,32 @@ def inspect_h5ad(path: str | os.PathLike, reading: ReadSettings) -> H5adLayout:
             "(pre-training holds some out and cousin tasks cluster them). Add unlabelled samples."
         )
     return H5adLayout(file, int(shape[0]), int(shape[1]), bool(synthetic), reading)
+
+
+def h5ad_n_rows(path: str | os.PathLike, layer: str | None = None) -> int:
+    """Rows of ``X`` (or ``layers[layer]``), from the file's metadata."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No .h5ad file at {path}.")
+    with h5py.File(path, "r") as handle:
+        matrix = _h5_matrix(handle, layer, path)
+        shape = matrix.shape if isinstance(matrix, h5py.Dataset) else matrix.attrs["shape"]
+        return int(shape[0])
+
+
+def read_h5ad_whole(path: str | os.PathLike):
+    """The whole file as an in-memory AnnData; a missing or unreadable file is one clear error
+    naming it."""
+    import anndata as ad
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    try:
+        return ad.read_h5ad(path)
+    except OSError as error:
+        raise ValueError(f"{path} is not a readable .h5ad file ({error}).") from error
 
 
 def iter_h5ad_tables(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gtlomics.corpus.chunks import CorpusChunk
-from gtlomics.corpus.h5ad import ReadSettings, iter_h5ad_tables
+from gtlomics.corpus.h5ad import ReadSettings, h5ad_n_rows, iter_h5ad_tables
 from gtlomics.corpus.standardize import BatchStatistics
 from gtlomics.expression import (
     ExpressionTable,
@@ -127,16 +127,7 @@ class H5adCorpus:
     @cached_property
     def n_samples(self) -> int:
         """Rows of the file (from its metadata)."""
-        import h5py
-
-        path = Path(self.path)
-        if not path.is_file():
-            raise FileNotFoundError(f"No .h5ad file at {path}.")
-        with h5py.File(path, "r") as handle:
-            layer = self.preprocessing.layer
-            matrix = handle["X"] if layer is None else handle["layers"][layer]
-            shape = matrix.shape if isinstance(matrix, h5py.Dataset) else matrix.attrs["shape"]
-            return int(shape[0])
+        return h5ad_n_rows(self.path, self.preprocessing.layer)
 
     @property
     def n_genes(self) -> int:

@@ -110,7 +110,8 @@ def pretrain(
     progress : bool
         Show a tqdm progress bar (rank 0 only).
     checkpoint : CheckpointConfig or None
-        Save state every ``checkpoint.every_n_steps`` steps; resume from the file when it
+        Save state every ``checkpoint.every_n_steps`` steps and after the last; resume from the
+        file when it
         exists (a file written by another run is refused with ``ValueError``). Under a process
         group the state is the same on every rank: rank 0 saves ``pretrain.world2.pt`` (for
         ``pretrain.pt``, 2 ranks) and every rank loads it, so its folder must be one every rank
@@ -156,7 +157,12 @@ def pretrain(
             if (record := trainer.advance()) is not None:
                 bar.set_postfix(holdout=f"{record.holdout_loss:.4f}")
             bar.update(1)
-            if checkpoint is not None and context.is_main and checkpoint.due(trainer.step):
+            last = trainer.step == trainer.total_steps
+            if (
+                checkpoint is not None
+                and context.is_main
+                and (checkpoint.due(trainer.step) or last)
+            ):
                 save_checkpoint(checkpoint.path, trainer.state_dict(fingerprint))
     set_dropout_generator(encoder, None)
     return PretrainResult(tuple(trainer.history), trainer.head, rows.gene_mean, trainer.step)

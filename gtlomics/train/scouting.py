@@ -214,7 +214,8 @@ def train_scouts(
     progress : bool
         Show a tqdm progress bar of scout-steps (rank 0 only).
     checkpoint : CheckpointConfig or None
-        Save state periodically; resume from ``checkpoint.path`` when it exists. Under a process
+        Save state every ``checkpoint.every_n_steps`` optimiser steps and after the last; resume
+        from ``checkpoint.path`` when it exists (a finished run returns at once). Under a process
         group every rank saves its own block to its own file (``scouts.rank1of2.pt`` for
         ``scouts.pt`` on rank 1 of 2), with no communication; another world size starts over,
         and a file from another rank, grouping, config, seed or data is refused (``ValueError``
@@ -314,5 +315,5 @@ def _drive(
             before = run.steps_done
             run.run_step()
             bar.update(run.steps_done - before)
-            if checkpoint is not None and checkpoint.due(run.ticks):
+            if checkpoint is not None and (checkpoint.due(run.ticks) or run.done):
                 save_checkpoint(checkpoint.path, run.state_dict(fingerprint))
