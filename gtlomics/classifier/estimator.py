@@ -19,19 +19,19 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from gtlomics.classifier.core import SHARED_PARAMETER_CONSTRAINTS, GTLEstimatorCore
+from gtlomics.classifier.core import SHARED_PARAMETER_CONSTRAINTS, FitStart, GTLEstimatorCore
 from gtlomics.classifier.explain import (
     GeneAttributions,
     integrated_gradients,
     write_attributions,
 )
-from gtlomics.classifier.inputs import encode_labels, is_anndata
+from gtlomics.classifier.fitted import ClassLabels
 from gtlomics.classifier.linear_probe import fit_linear_probe
+from gtlomics.expression.table import is_anndata
 from gtlomics.foundation import Foundation
-from gtlomics.nn import ClassificationHead, GeneReadoutHead, GTLModel, SeedEnsemble
+from gtlomics.nn import ClassificationHead, GeneReadoutHead, GTLModel
 
 __all__ = ["GTLClassifier"]
 
@@ -160,6 +160,8 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
         **SHARED_PARAMETER_CONSTRAINTS,
         "label_key": [str],
     }
+    _TASK = ClassLabels
+    _SCRATCH_HEAD = ClassificationHead
     _LOSS = "cross_entropy"
     _ENSEMBLE_COMBINE = "probabilities"
     _TARGET_KEY_PARAM = "label_key"
@@ -251,37 +253,18 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
         """
         return self._fit(X, y)
 
-    # ------------------------------------------------------------ task hooks
+    @property
+    def classes_(self) -> np.ndarray:
+        """Class labels, in the order of ``predict_proba``'s columns."""
+        return self.fitted_.task.classes
 
-    def _check_targets(self, y: np.ndarray) -> None:
-        check_classification_targets(y)
-
-    def _encode_targets(self, y: np.ndarray) -> np.ndarray:
-        """Set ``classes_``; return integer codes ``0..n_classes-1``."""
-        self.classes_, codes = encode_labels(y)
-        return codes
-
-    def _scratch_head(self, d_model: int, seed: int) -> ClassificationHead:
-        return ClassificationHead(d_model, len(self.classes_), seed=seed)
-
-    def _foundation_model(self, seed: int) -> GTLModel:
+    def _foundation_model(self, start: FitStart, seed: int) -> GTLModel:
         """The foundation's model; its head starts from the scouts' when the widths agree."""
-        model, _ = self.foundation_.make_model(len(self.classes_), seed=seed, device=self.device_)
+        model, _ = start.foundation.make_model(start.task.n_outputs, seed=seed, device=start.device)
         return model
 
     def _fit_probe(self, model, values, present, targets: np.ndarray, seed: int) -> None:
         fit_linear_probe(model, values, present, targets, seed=seed)
-
-    def _task_state(self) -> dict[str, Any]:
-        classes = self.classes_
-        return {
-            "classes": classes.tolist(),
-            "classes_dtype": classes.dtype.str if classes.dtype != object else "O",
-        }
-
-    def _restore_task_state(self, record: dict[str, Any]) -> None:
-        dtype = object if record["classes_dtype"] == "O" else np.dtype(record["classes_dtype"])
-        self.classes_ = np.asarray(record["classes"], dtype=dtype)
 
     # -------------------------------------------------------------- predict
 
@@ -308,7 +291,7 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
 
     def _attribution_baseline(self) -> torch.Tensor:
         """The training samples' mean profile over every model input (standardised zero)."""
-        model = self.model_.members[0] if isinstance(self.model_, SeedEnsemble) else self.model_
+        model = self.fitted_.first_member
         if isinstance(model.head, GeneReadoutHead):
             return model.head.readout_center
         return model.encoder.gene_center

@@ -35,7 +35,7 @@ from gtlomics.foundation.storage import (
     write_json,
 )
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GTLModel
-from gtlomics.train import GuideValues, adapt_guides, control_guides
+from gtlomics.train import GuidanceConfig, GuideValues, adapt_guides, control_guides
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Foundation", "Provenance"]
 
@@ -190,21 +190,35 @@ class Foundation:
         return GTLModel(self.make_encoder(), head).to(device), head_from_init
 
     def guides_for(
-        self, model: GTLModel, *, mode: str = "global", control: str | None = None, seed: int = 0
+        self, model: GTLModel, *, guidance: GuidanceConfig | None = None, seed: int = 0
     ) -> dict[str, torch.Tensor] | None:
-        """Normalised guides for ``model`` (from :meth:`make_model`), or None without guides.
+        """The guides fine-tuning of ``model`` (from :meth:`make_model`) uses; None: unguided.
 
-        Every trainable parameter keeps its scout guide when the shapes agree; a head of another
-        shape than the scouts' (more classes) gets guides of 1 (scouts measured nothing about
-        it, so it trains freely). See :func:`gtlomics.train.adapt_guides`. ``control``
-        (``"shuffled"`` or ``"constant"``, seeded by ``seed``) replaces the scouts' guides by a
-        control first (:func:`gtlomics.train.control_guides`).
+        The one place a foundation's raw guides are prepared: min-max normalised
+        (``guidance.normalize``), replaced by a control when ``guidance.mode`` is
+        ``"shuffled"`` or ``"constant"`` (seeded by ``seed``; see
+        :func:`gtlomics.train.control_guides`), then fitted to ``model``: every trainable
+        parameter keeps its guide when the shapes agree, and a head of another shape than the
+        scouts' (more classes) gets guides of 1 (scouts measured nothing about it, so it trains
+        freely; see :func:`gtlomics.train.adapt_guides`). ``guidance=None`` means
+        ``GuidanceConfig()`` (the scouts' guides, normalised globally).
+
+        Raises
+        ------
+        ValueError
+            Guidance is asked for but this foundation was built without scouts.
         """
-        if self.guides is None:
+        guidance = GuidanceConfig() if guidance is None else guidance
+        if not guidance.guided:
             return None
-        normalized = self.guides.normalized(mode=mode)
-        if control is not None:
-            normalized = control_guides(normalized, control, seed=seed)
+        if self.guides is None:
+            raise ValueError(
+                "This foundation has no guide values (it was built without scouts); pass "
+                "guidance='none' to fine-tune it unguided, or rebuild it with scouts."
+            )
+        normalized = self.guides.normalized(mode=guidance.normalize)
+        if guidance.control is not None:
+            normalized = control_guides(normalized, guidance.control, seed=seed)
         return adapt_guides(normalized, model)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
