@@ -2,29 +2,24 @@
 
 Everything that does not depend on what is predicted lives here: reading AnnData / DataFrame /
 array input, resolving the foundation, the gene vocabulary (encoder tokens, then the study's most
-variable genes for the read-out head), per-gene input standardisation, guides and their controls,
-seed ensembles and fine-tuning.
+variable genes for the read-out head), per-gene input standardisation, one
+:class:`~gtlomics.train.GuidanceConfig`, seed ensembles and fine-tuning. What ``fit`` learns is
+one :class:`~gtlomics.classifier.fitted.FittedModel` (``fitted_``): the fitted attributes are
+properties over it, and ``save`` / ``load`` / pickling handle it whole.
 
-What ``fit`` learns is one :class:`~gtlomics.classifier.fitted.FittedModel` record
-(``fitted_``); the fitted attributes users read (``model_``, ``vocab_``, ``history_`` ...) are
-properties over it, and ``save`` / ``load`` / pickling handle that record whole.
-
-A task subclass supplies what differs, as class attributes and two short hooks:
-
-* ``_TASK``: the task state record, :class:`~gtlomics.classifier.fitted.ClassLabels` or
-  :class:`~gtlomics.classifier.fitted.TargetScaling`; its ``fit`` checks ``y`` and encodes it
-  for the loss;
-* ``_SCRATCH_HEAD``: the head of a from-scratch model; ``_foundation_model``: the foundation's
-  model with the task's head; ``_fit_probe``: the linear-probe start (logistic or ridge);
-* ``_LOSS`` (:data:`gtlomics.train.config.LOSSES`), ``_ENSEMBLE_COMBINE``
-  (:class:`~gtlomics.nn.SeedEnsemble`), ``_TARGET_KEY_PARAM`` (the ``adata.obs`` column
-  parameter) and ``_FORMAT_NAME`` (of the saved directory).
+A task subclass sets class attributes: ``_TASK`` (the task record, ``ClassLabels`` or
+``TargetScaling``: its ``fit`` checks and encodes ``y``), ``_SCRATCH_HEAD``, ``_PROBE`` (the
+linear-probe start), ``_LOSS`` (:data:`gtlomics.train.config.LOSSES`), ``_ENSEMBLE_COMBINE``
+(:class:`~gtlomics.nn.SeedEnsemble`), ``_TARGET_KEY_PARAM`` (the ``adata.obs`` column parameter),
+``_FORMAT_NAME`` (of the saved directory); and ``_foundation_model(start, seed)``, the
+foundation's model with the task's head.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
 from pathlib import Path
@@ -38,19 +33,23 @@ from sklearn.utils import TransformerTags, check_array, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
-from gtlomics.classifier.fitted import ClassLabels, FittedModel, TargetScaling
+from gtlomics.classifier.fitted import (
+    ClassLabels,
+    FittedModel,
+    TargetScaling,
+    fitted_attribute,
+)
 from gtlomics.classifier.inputs import (
     Table,
     anndata_gene_ids,
     check_non_negative,
-    check_token_overlap,
     child_seeds,
-    plain_preprocessing,
 )
 from gtlomics.classifier.standardize import fit_gene_standardization, gene_standardization
 from gtlomics.expression import (
     GeneVocab,
     PreprocessingConfig,
+    check_overlap,
     prepare_expression,
     read_expression,
     strip_ensembl_version,
@@ -122,12 +121,13 @@ class GTLEstimatorCore(BaseEstimator):
     """Shared fit / predict / persistence machinery of the GTL estimators (not used directly).
 
     Subclasses define ``__init__`` (scikit-learn reads the parameters from its signature), the
-    task attributes and hooks listed in :mod:`gtlomics.classifier.core` and a public ``fit``
-    that calls :meth:`_fit`.
+    task attributes and ``_foundation_model`` listed in :mod:`gtlomics.classifier.core` and a
+    public ``fit`` that calls :meth:`_fit`.
     """
 
     _TASK: ClassVar[type[ClassLabels] | type[TargetScaling]]
     _SCRATCH_HEAD: ClassVar[type[torch.nn.Module]]
+    _PROBE: ClassVar[Callable[..., object]]
     _LOSS: ClassVar[str]
     _ENSEMBLE_COMBINE: ClassVar[str]
     _TARGET_KEY_PARAM: ClassVar[str]
@@ -142,43 +142,12 @@ class GTLEstimatorCore(BaseEstimator):
 
     # ------------------------------------------------------- fitted attributes
 
-    @property
-    def model_(self) -> GTLModel | SeedEnsemble:
-        """The fine-tuned torch model (a :class:`~gtlomics.nn.SeedEnsemble` when ensembled)."""
-        return self.fitted_.model
-
-    @property
-    def vocab_(self) -> GeneVocab:
-        """Gene inputs of the fitted model: encoder tokens, then read-out genes."""
-        return self.fitted_.vocab
-
-    @property
-    def preprocessing_(self) -> PreprocessingConfig:
-        """Preprocessing of the fitted model, with the input scale ``fit`` resolved."""
-        return self.fitted_.preprocessing
-
-    @property
-    def history_(self) -> dict[str, list[float]]:
-        """Per-epoch training loss (and inner validation loss with ``early_stopping``)."""
-        return self.fitted_.history
-
-    @property
-    def foundation_(self) -> Foundation | None:
-        """The foundation fine-tuning started from."""
-        return self.fitted_.foundation
-
-    @property
-    def device_(self) -> torch.device:
-        """Device the model runs on."""
-        return self.fitted_.device
-
-    # -------------------------------------------------------------- task hooks
-
-    def _foundation_model(self, start: FitStart, seed: int) -> GTLModel:
-        raise NotImplementedError
-
-    def _fit_probe(self, model, values, present, targets: np.ndarray, seed: int) -> None:
-        raise NotImplementedError
+    model_ = fitted_attribute("model", "The fine-tuned torch model (or SeedEnsemble).")
+    vocab_ = fitted_attribute("vocab", "Gene inputs: encoder tokens, then read-out genes.")
+    preprocessing_ = fitted_attribute("preprocessing", "Preprocessing, input scale resolved.")
+    history_ = fitted_attribute("history", "Per-epoch train (and inner validation) loss.")
+    foundation_ = fitted_attribute("foundation", "The foundation fine-tuning started from.")
+    device_ = fitted_attribute("device", "Device the model runs on.")
 
     # --------------------------------------------------------------------- fit
 
@@ -230,7 +199,7 @@ class GTLEstimatorCore(BaseEstimator):
         model, guides = self._initial_model(start, model_seed)
         self._standardize_inputs(model, start.foundation, values, present)
         if self.linear_probe:
-            self._fit_probe(model, values, present, targets, train_seed)
+            self._PROBE(model, values, present, targets, seed=train_seed)
         if self.epochs == 0:
             return model, None
         result = finetune(
@@ -360,8 +329,9 @@ class GTLEstimatorCore(BaseEstimator):
         """Encoder tokens first, then (read-out head) the study's extra most variable genes."""
         tokens, config = self._token_vocabulary(table, foundation)
         config = replace(config, input_scale=self.input_scale)
-        if foundation is not None:
-            check_token_overlap(tokens, table.gene_ids, config.min_overlap)
+        if foundation is not None:  # the encoder's tokens alone, before read-out genes join
+            ids = table.gene_ids
+            check_overlap(tokens.positions(ids), ids, tokens, config.min_overlap, what="foundation")
         if self.head != "readout" or self.n_readout_genes == 0:
             return tokens, config
         distinct = tuple(dict.fromkeys(strip_ensembl_version(table.gene_ids).tolist()))
@@ -379,7 +349,8 @@ class GTLEstimatorCore(BaseEstimator):
         self, table: Table, foundation: Foundation | None
     ) -> tuple[GeneVocab, PreprocessingConfig]:
         if foundation is not None:
-            return foundation.vocab, plain_preprocessing(foundation.preprocessing)
+            # the reader already applied the layer and gene column
+            return foundation.vocab, replace(foundation.preprocessing, layer=None, gene_column=None)
         config = PreprocessingConfig(input_scale=self.input_scale)
         distinct = tuple(dict.fromkeys(strip_ensembl_version(table.gene_ids).tolist()))
         if self.n_genes >= len(distinct):  # every gene is kept: no ranking needed

@@ -27,7 +27,7 @@ from gtlomics.classifier.explain import (
     integrated_gradients,
     write_attributions,
 )
-from gtlomics.classifier.fitted import ClassLabels
+from gtlomics.classifier.fitted import ClassLabels, fitted_attribute
 from gtlomics.classifier.linear_probe import fit_linear_probe
 from gtlomics.expression.table import is_anndata
 from gtlomics.foundation import Foundation
@@ -162,6 +162,7 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
     }
     _TASK = ClassLabels
     _SCRATCH_HEAD = ClassificationHead
+    _PROBE = staticmethod(fit_linear_probe)
     _LOSS = "cross_entropy"
     _ENSEMBLE_COMBINE = "probabilities"
     _TARGET_KEY_PARAM = "label_key"
@@ -199,34 +200,7 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
-        self.foundation = foundation
-        self.guidance = guidance
-        self.guide_strength = guide_strength
-        self.guide_normalize = guide_normalize
-        self.head = head
-        self.n_readout_genes = n_readout_genes
-        self.linear_probe = linear_probe
-        self.standardize = standardize
-        self.input_scale = input_scale
-        self.n_ensemble = n_ensemble
-        self.label_key = label_key
-        self.layer = layer
-        self.gene_column = gene_column
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.n_genes = n_genes
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        vars(self).update((name, value) for name, value in locals().items() if name != "self")
 
     # ------------------------------------------------------------------ fit
 
@@ -253,18 +227,12 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
         """
         return self._fit(X, y)
 
-    @property
-    def classes_(self) -> np.ndarray:
-        """Class labels, in the order of ``predict_proba``'s columns."""
-        return self.fitted_.task.classes
+    classes_ = fitted_attribute("task.classes", "Class labels, in ``predict_proba``'s order.")
 
     def _foundation_model(self, start: FitStart, seed: int) -> GTLModel:
         """The foundation's model; its head starts from the scouts' when the widths agree."""
         model, _ = start.foundation.make_model(start.task.n_outputs, seed=seed, device=start.device)
         return model
-
-    def _fit_probe(self, model, values, present, targets: np.ndarray, seed: int) -> None:
-        fit_linear_probe(model, values, present, targets, seed=seed)
 
     # -------------------------------------------------------------- predict
 
@@ -273,20 +241,20 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
 
         The binary margin is ``logit[1] - logit[0]``: positive means ``classes_[1]``.
         """
-        logits = self._logits(X)
+        logits = self._outputs(X)
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
         return logits
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)``, columns in ``classes_`` order."""
-        logits = self._logits(X)
+        logits = self._outputs(X)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class labels ``(n_samples,)``."""
-        logits = self._logits(X)
+        logits = self._outputs(X)
         return self.classes_[np.argmax(logits, axis=1)]
 
     def _attribution_baseline(self) -> torch.Tensor:
@@ -364,7 +332,7 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
     def _explained_classes(self, X: Any, target: Any, n_samples: int) -> np.ndarray:
         """Class index per sample: ``target``'s, or the class :meth:`predict` gives when None."""
         if target is None:
-            return np.argmax(self._logits(X), axis=1)
+            return np.argmax(self._outputs(X), axis=1)
         matches = np.flatnonzero(self.classes_ == target)
         if matches.size == 0:
             raise ValueError(
@@ -372,9 +340,6 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
                 "of those, or target=None to explain each sample's predicted class."
             )
         return np.full(n_samples, matches[0])
-
-    def _logits(self, X: Any) -> np.ndarray:
-        return self._outputs(X)
 
 
 def _sample_ids(X: Any, n_samples: int) -> tuple[str, ...]:

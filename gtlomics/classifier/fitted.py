@@ -1,26 +1,25 @@
 """The fitted state of a GTL estimator as one typed record, and its saved directory.
 
-:class:`FittedModel` is everything ``fit`` learns: the vocabulary, the preprocessing with the
-input scale ``fit`` resolved, the torch model, the task state (:class:`ClassLabels` or
-:class:`TargetScaling`), the input's gene ids and the training history. The estimators keep only
-their parameters and this record (``fitted_``); their fitted attributes (``model_``, ``vocab_``,
-``classes_`` ...) read it. ``save`` / ``load`` write and read it as a checked directory (see
-:mod:`gtlomics.foundation.storage` for the checksums and atomic write)::
+:class:`FittedModel` is everything ``fit`` learns; the estimators keep their parameters and this
+record (``fitted_``), and their fitted attributes (``model_``, ``vocab_``, ``classes_`` ...) read
+it. ``save`` / ``load`` write and read it as a checked directory
+(:mod:`gtlomics.foundation.storage`: checksums, atomic write)::
 
-    estimator.json       parameters, task state (classes; target mean and scale), gene ids,
-                         vocabulary, preprocessing, encoder config, model layout, history
+    estimator.json       parameters, task state, gene ids, vocabulary, preprocessing, encoder
+                         config, model layout, history
     model.safetensors    fine-tuned weights (``encoder.…`` / ``head.…``)
     foundation/          the foundation fine-tuning started from (a saved Foundation), if any
     checksums.json
 
-The layout and ``estimator.json``'s keys are those of format version 1 as first written, so
-directories saved by earlier gtlomics versions load unchanged.
+Layout and keys are format version 1 as first written: earlier saves load unchanged.
 """
 
 from __future__ import annotations
 
 import copy
+import operator
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,15 @@ from gtlomics.nn import (
     SeedEnsemble,
 )
 
-__all__ = ["FORMAT_VERSION", "MIN_TARGET_SCALE", "ClassLabels", "FittedModel", "TargetScaling"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MIN_TARGET_SCALE",
+    "ClassLabels",
+    "FittedModel",
+    "TargetScaling",
+    "fitted_attribute",
+    "per_sample",
+]
 
 FORMAT_VERSION = 1
 MIN_TARGET_SCALE = 1e-12
@@ -135,42 +142,21 @@ class TargetScaling:
         return cls(float(record["target_mean"]), float(record["target_scale"]))
 
 
-TaskState = ClassLabels | TargetScaling
-
-
 @dataclass(frozen=True, eq=False)
 class FittedModel:
     """What ``fit`` learned; the one record an estimator predicts with, pickles and saves.
 
-    Parameters
-    ----------
-    vocab : GeneVocab
-        Model inputs: the encoder's gene tokens, then the read-out head's extra genes.
-    preprocessing : PreprocessingConfig
-        How input is turned into model values, with the input scale resolved by ``fit``
-        (``"auto"`` never remains).
-    model : GTLModel or SeedEnsemble
-        The fine-tuned torch model (an ensemble with ``n_ensemble > 1``).
-    task : ClassLabels or TargetScaling
-        Classes, or the target's training mean and scale.
-    n_features_in : int
-        Input columns seen in ``fit``.
-    feature_names_in : ndarray of str or None
-        Gene ids of a named input (AnnData, DataFrame); None for a plain array.
-    array_gene_ids : tuple of str or None
-        The ids given to a plain array's columns (the foundation's genes when widths match).
-    history : dict of str to list of float
-        Per-epoch ``train_loss`` (and ``inner_val_loss`` with early stopping).
-    foundation : Foundation or None
-        The foundation fine-tuning started from.
-    device : torch.device
-        Where ``model`` lives.
+    The preprocessing holds the input scale ``fit`` resolved (never ``"auto"``); the task is
+    the classes or the target's scaling; ``feature_names_in`` are a named input's gene ids
+    (None for arrays), ``array_gene_ids`` those given to a plain array's columns (the
+    foundation's genes when the widths match); ``history`` holds per-epoch ``train_loss`` (and
+    ``inner_val_loss`` with early stopping).
     """
 
-    vocab: GeneVocab
+    vocab: GeneVocab  # encoder tokens, then the read-out head's extra genes
     preprocessing: PreprocessingConfig
     model: GTLModel | SeedEnsemble
-    task: TaskState
+    task: ClassLabels | TargetScaling
     n_features_in: int
     feature_names_in: np.ndarray | None
     array_gene_ids: tuple[str, ...] | None
@@ -195,26 +181,11 @@ class FittedModel:
 
     def outputs(self, values: torch.Tensor, present: torch.Tensor) -> np.ndarray:
         """Raw outputs ``(n_samples, n_outputs)``: logits, or standardised predictions."""
-        return self._per_sample(self.model, values, present)
+        return per_sample(self.model, self.model, values, present)
 
     def embeddings(self, values: torch.Tensor, present: torch.Tensor) -> np.ndarray:
         """Pooled embeddings ``(n_samples, d_model)`` of the (first member's) encoder."""
-        return self._per_sample(self.first_member.embedding, values, present)
-
-    def _per_sample(self, module, values: torch.Tensor, present: torch.Tensor) -> np.ndarray:
-        """Run ``module`` on each sample alone, in eval mode.
-
-        One sample at a time: a sample's output then never depends on which other samples are
-        predicted with it (batched matrix kernels round differently for different batch sizes).
-        """
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                outputs = [module(values[i : i + 1], present) for i in range(len(values))]
-        finally:
-            self.model.train(was_training)
-        return torch.cat(outputs).double().cpu().numpy()
+        return per_sample(self.model, self.first_member.embedding, values, present)
 
     def on_cpu(self) -> FittedModel:
         """This record with the model on the CPU (a copy when it was elsewhere): for pickling."""
@@ -293,9 +264,8 @@ class FittedModel:
         folder = Path(path).expanduser()
         read_checked_dir(folder, format_name=format_name, supported_version=FORMAT_VERSION)
         record = read_json(folder / STATE_FILE)
-        foundation = None
-        if (folder / FOUNDATION_DIR).is_dir():
-            foundation = Foundation.load(folder / FOUNDATION_DIR)
+        saved = folder / FOUNDATION_DIR
+        foundation = Foundation.load(saved) if saved.is_dir() else None
         params = dict(record["params"])
         if record["foundation_object"]:
             params["foundation"] = foundation
@@ -314,6 +284,36 @@ class FittedModel:
             device=torch.device(device),
         )
         return fitted, params
+
+
+def per_sample(
+    model: torch.nn.Module,
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    values: torch.Tensor,
+    present: torch.Tensor,
+) -> np.ndarray:
+    """``forward`` (a function of ``model``) on each sample alone, ``model`` in eval mode.
+
+    One sample at a time: a sample's output then never depends on which other samples are
+    passed with it (batched matrix kernels round differently for different batch sizes).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            rows = [forward(values[i : i + 1], present) for i in range(len(values))]
+    finally:
+        model.train(was_training)
+    return torch.cat(rows).double().cpu().numpy()
+
+
+def fitted_attribute(path: str, doc: str) -> property:
+    """A read-only estimator attribute reading ``estimator.fitted_.<path>`` (dotted path).
+
+    Unfitted, reading it raises ``AttributeError``, so ``hasattr`` is False as scikit-learn
+    expects of fitted attributes.
+    """
+    return property(operator.attrgetter(f"fitted_.{path}"), doc=doc)
 
 
 def _model_layout(model: GTLModel | SeedEnsemble) -> dict[str, Any]:

@@ -9,22 +9,18 @@ from the ids, where ``feature_names_in_`` must keep the user's ids).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from gtlomics.expression import GeneVocab, PreprocessingConfig, check_overlap
-
 __all__ = [
     "Table",
     "anndata_gene_ids",
     "check_non_negative",
-    "check_token_overlap",
     "child_seeds",
-    "plain_preprocessing",
 ]
 
 
@@ -39,11 +35,6 @@ class Table:
     gene_ids: tuple[str, ...]
     obs: pd.DataFrame | None
     named: bool = True
-
-
-def plain_preprocessing(config: PreprocessingConfig) -> PreprocessingConfig:
-    """The settings that apply to a matrix already read (layer and gene column were used)."""
-    return replace(config, layer=None, gene_column=None)
 
 
 def anndata_gene_ids(adata: Any, gene_column: str | None) -> tuple[str, ...]:
@@ -66,15 +57,6 @@ def check_non_negative(matrix: np.ndarray | sp.spmatrix, where: str) -> None:
             "input_scale='real' to use such values as given, or pass the raw counts (e.g. "
             "layer='counts')."
         )
-
-
-def check_token_overlap(tokens: GeneVocab, gene_ids: tuple[str, ...], min_overlap: float) -> None:
-    """Refuse input that holds too few of the foundation's gene tokens.
-
-    The read-out head may add the study's own genes to the vocabulary, which would otherwise let
-    an input with none of the encoder's genes pass the overlap check of the whole vocabulary.
-    """
-    check_overlap(tokens.positions(gene_ids), gene_ids, tokens, min_overlap, what="foundation")
 
 
 def child_seeds(random_state: Any, n: int) -> list[int]:

@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 
 from gtlomics.classifier.core import SHARED_PARAMETER_CONSTRAINTS, FitStart, GTLEstimatorCore
-from gtlomics.classifier.fitted import TargetScaling
+from gtlomics.classifier.fitted import TargetScaling, fitted_attribute
 from gtlomics.classifier.linear_probe import fit_ridge_probe
 from gtlomics.foundation import Foundation
 from gtlomics.nn import GTLModel, RegressionHead
@@ -118,6 +118,7 @@ class GTLRegressor(RegressorMixin, GTLEstimatorCore):
     }
     _TASK = TargetScaling
     _SCRATCH_HEAD = RegressionHead
+    _PROBE = staticmethod(fit_ridge_probe)
     _LOSS = "mse"
     _ENSEMBLE_COMBINE = "mean"
     _TARGET_KEY_PARAM = "target_key"
@@ -155,34 +156,7 @@ class GTLRegressor(RegressorMixin, GTLEstimatorCore):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
-        self.foundation = foundation
-        self.guidance = guidance
-        self.guide_strength = guide_strength
-        self.guide_normalize = guide_normalize
-        self.head = head
-        self.n_readout_genes = n_readout_genes
-        self.linear_probe = linear_probe
-        self.standardize = standardize
-        self.input_scale = input_scale
-        self.n_ensemble = n_ensemble
-        self.target_key = target_key
-        self.layer = layer
-        self.gene_column = gene_column
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.n_genes = n_genes
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        vars(self).update((name, value) for name, value in locals().items() if name != "self")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> GTLRegressor:
@@ -207,23 +181,13 @@ class GTLRegressor(RegressorMixin, GTLEstimatorCore):
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets ``(n_samples,)`` in the units of the training ``y``."""
         standardized = self._outputs(X)[:, 0]
-        return standardized * self.fitted_.task.scale + self.fitted_.task.mean
+        return standardized * self.target_scale_ + self.target_mean_
 
-    @property
-    def target_mean_(self) -> float:
-        """Mean of the training targets."""
-        return self.fitted_.task.mean
-
-    @property
-    def target_scale_(self) -> float:
-        """Standard deviation of the training targets (1 for a constant target)."""
-        return self.fitted_.task.scale
+    target_mean_ = fitted_attribute("task.mean", "Mean of the training targets.")
+    target_scale_ = fitted_attribute("task.scale", "Their standard deviation (1 if constant).")
 
     def _foundation_model(self, start: FitStart, seed: int) -> GTLModel:
         """The pre-trained encoder with a fresh one-output head (scouts trained classifiers)."""
         encoder = start.foundation.make_encoder()
         head = RegressionHead(start.foundation.encoder_config.d_model, 1, seed=seed)
         return GTLModel(encoder, head).to(start.device)
-
-    def _fit_probe(self, model, values, present, targets: np.ndarray, seed: int) -> None:
-        fit_ridge_probe(model, values, present, targets, seed=seed)

@@ -194,19 +194,12 @@ class Foundation:
     ) -> dict[str, torch.Tensor] | None:
         """The guides fine-tuning of ``model`` (from :meth:`make_model`) uses; None: unguided.
 
-        The one place a foundation's raw guides are prepared: min-max normalised
-        (``guidance.normalize``), replaced by a control when ``guidance.mode`` is
-        ``"shuffled"`` or ``"constant"`` (seeded by ``seed``; see
-        :func:`gtlomics.train.control_guides`), then fitted to ``model``: every trainable
-        parameter keeps its guide when the shapes agree, and a head of another shape than the
-        scouts' (more classes) gets guides of 1 (scouts measured nothing about it, so it trains
-        freely; see :func:`gtlomics.train.adapt_guides`). ``guidance=None`` means
-        ``GuidanceConfig()`` (the scouts' guides, normalised globally).
-
-        Raises
-        ------
-        ValueError
-            Guidance is asked for but this foundation was built without scouts.
+        The one place raw guides are prepared: normalised (``guidance.normalize``), replaced by
+        a seeded control for ``mode="shuffled"`` / ``"constant"``
+        (:func:`gtlomics.train.control_guides`), fitted to ``model``
+        (:func:`gtlomics.train.adapt_guides`: a head of another shape than the scouts' gets
+        guides of 1). ``guidance=None`` is ``GuidanceConfig()``. Raises ``ValueError`` when
+        guidance is asked of a foundation built without scouts.
         """
         guidance = GuidanceConfig() if guidance is None else guidance
         if not guidance.guided:
