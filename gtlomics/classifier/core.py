@@ -65,6 +65,7 @@ from gtlomics.nn import (
     SeedEnsemble,
 )
 from gtlomics.train import FinetuneConfig, FinetuneResult, GuidanceConfig, finetune
+from gtlomics.train.config import GUIDANCE_MODES
 from gtlomics.train.runtime import resolve_device
 
 __all__ = ["SHARED_PARAMETER_CONSTRAINTS", "FitStart", "GTLEstimatorCore"]
@@ -76,7 +77,7 @@ _FLOAT_DTYPES = (np.float32, np.float64)
 
 SHARED_PARAMETER_CONSTRAINTS: dict = {
     "foundation": [str, os.PathLike, Foundation, None],
-    "guidance": [StrOptions({"scouts", "none", "shuffled", "constant"})],
+    "guidance": [StrOptions(set(GUIDANCE_MODES))],
     "head": [StrOptions({"readout", "pooled"})],
     "n_readout_genes": [Interval(Integral, 0, None, closed="left")],
     "linear_probe": ["boolean"],

@@ -67,7 +67,12 @@ STATE_FILE, MODEL_FILE, FOUNDATION_DIR = "estimator.json", "model.safetensors", 
 
 @dataclass(frozen=True, eq=False)
 class ClassLabels:
-    """Task state of a classifier: the class labels, in the order of the model's outputs."""
+    """Task state of a classifier: the class labels, in the order of the model's outputs.
+
+    >>> labels, codes = ClassLabels.fit(np.array(["b", "a", "b", "a"]))
+    >>> labels.classes.tolist(), codes.tolist()
+    (['a', 'b'], [1, 0, 1, 0])
+    """
 
     classes: np.ndarray
 
@@ -106,7 +111,12 @@ class ClassLabels:
 
 @dataclass(frozen=True)
 class TargetScaling:
-    """Task state of a regressor: the model predicts ``(y - mean) / scale``."""
+    """Task state of a regressor: the model predicts ``(y - mean) / scale``.
+
+    >>> task, standardized = TargetScaling.fit(np.array([1.0, 3.0]))
+    >>> task, standardized.tolist()
+    (TargetScaling(mean=2.0, scale=1.0), [-1.0, 1.0])
+    """
 
     mean: float
     scale: float
