@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GTLModel
-from gtlomics.train import FinetuneConfig, GuideValues, finetune
+from gtlomics.train import FinetuneConfig, GuidanceConfig, GuideValues, finetune
 from gtlomics.train.finetune import inner_split
 
 
@@ -54,11 +54,19 @@ def test_zero_guides_freeze_the_encoder_and_strength_zero_does_not():
     for name, tensor in _params(model).items():
         assert torch.equal(tensor, start[name]) == name.startswith("encoder."), name
     unguided = _model()
-    finetune(unguided, values, labels, config=config, seed=0, guides=guides, guide_strength=0.0)
+    finetune(
+        unguided,
+        values,
+        labels,
+        config=config,
+        seed=0,
+        guides=guides,
+        guidance=GuidanceConfig(strength=0.0),
+    )
     assert not torch.equal(unguided.encoder.gene_embedding, start["encoder.gene_embedding"])
 
 
-def test_guide_values_are_normalised_before_use():
+def test_normalised_guide_values_of_zero_freeze_their_tensor():
     values, labels = _data()
     model = _model()
     raw = {n: torch.ones_like(p) for n, p in model.named_parameters()}
@@ -71,7 +79,7 @@ def test_guide_values_are_normalised_before_use():
         labels,
         config=FinetuneConfig(epochs=2),
         seed=0,
-        guides=GuideValues(raw, n_scouts=3),
+        guides=GuideValues(raw, n_scouts=3).normalized(),
     )
     assert torch.equal(model.head.linear.weight, before)
 
@@ -108,3 +116,14 @@ def test_label_shape_is_checked():
     values, labels = _data()
     with pytest.raises(ValueError, match="labels must have shape"):
         finetune(_model(), values, labels[:-1], config=FinetuneConfig(epochs=1), seed=0)
+
+
+def test_guidance_config_refuses_bad_values_with_what_to_do():
+    with pytest.raises(ValueError, match="'none' for unguided"):
+        GuidanceConfig(mode="off")
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        GuidanceConfig(normalize="layer")
+    with pytest.raises(ValueError, match=r"strength must be in \[0, 1\]"):
+        GuidanceConfig(strength=1.5)
+    assert GuidanceConfig(mode="constant").control == "constant"
+    assert GuidanceConfig().control is None and GuidanceConfig().guided

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ from gtl_support import MICRO_PRESET
 
 from gtlomics.foundation import Foundation, build_foundation, get_preset
 from gtlomics.nn import GTLModel
+from gtlomics.train import GuidanceConfig
 
 
 def _values(n_samples: int = 5, n_genes: int = 64) -> torch.Tensor:
@@ -35,6 +37,29 @@ def test_every_trainable_parameter_has_a_guide_in_unit_range(foundation):
     flat = torch.cat([g.flatten() for g in guides.values()])
     assert float(flat.min()) >= 0.0 and float(flat.max()) <= 1.0
     assert float(flat.std()) > 0.01  # scouts moved some weights more than others
+
+
+def test_guides_for_applies_the_whole_guidance_config(foundation):
+    model, _ = foundation.make_model(2)
+    assert foundation.guides_for(model, guidance=GuidanceConfig(mode="none")) is None
+    per_tensor = foundation.guides_for(model, guidance=GuidanceConfig(normalize="per_tensor"))
+    for name, guide in foundation.guides.normalized(mode="per_tensor").items():
+        assert torch.equal(per_tensor[name], guide), name
+    scouts = foundation.guides_for(model)
+    shuffled = foundation.guides_for(model, guidance=GuidanceConfig(mode="shuffled"), seed=3)
+    constant = foundation.guides_for(model, guidance=GuidanceConfig(mode="constant"))
+    name = "encoder.norm.weight"
+    assert torch.equal(shuffled[name].sort().values, scouts[name].sort().values)
+    assert not torch.equal(shuffled[name], scouts[name])
+    assert len(torch.unique(torch.cat([g.flatten() for g in constant.values()]))) == 1
+
+
+def test_guides_for_a_foundation_without_guides_says_to_pass_none(foundation):
+    bare = dataclasses.replace(foundation, guides=None)
+    model, _ = bare.make_model(2)
+    with pytest.raises(ValueError, match="pass guidance='none'"):
+        bare.guides_for(model)
+    assert bare.guides_for(model, guidance=GuidanceConfig(mode="none")) is None
 
 
 def test_make_model_starts_from_pretrained_weights_and_head_init(foundation):

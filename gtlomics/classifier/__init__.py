@@ -3,8 +3,8 @@
 * :class:`GTLClassifier` — :mod:`gtlomics.classifier.estimator`
 * :class:`GTLRegressor` — :mod:`gtlomics.classifier.regressor`
 * what both share (input, foundation, guides, ensembles) — :mod:`gtlomics.classifier.core`
-* input reading, labels, seeds, device — :mod:`gtlomics.classifier.inputs`
-* ``save`` / ``load`` of a fitted estimator — :mod:`gtlomics.classifier.persistence`
+* input reading, seeds — :mod:`gtlomics.classifier.inputs`
+* the fitted-model record, its ``save`` / ``load`` — :mod:`gtlomics.classifier.fitted`
 """
 
 from gtlomics.classifier.estimator import GTLClassifier

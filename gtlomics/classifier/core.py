@@ -2,29 +2,25 @@
 
 Everything that does not depend on what is predicted lives here: reading AnnData / DataFrame /
 array input, resolving the foundation, the gene vocabulary (encoder tokens, then the study's most
-variable genes for the read-out head), per-gene input standardisation, guides and their controls,
-seed ensembles, fine-tuning, per-sample forward passes, pickling and ``save`` / ``load``.
+variable genes for the read-out head), per-gene input standardisation, one
+:class:`~gtlomics.train.GuidanceConfig`, seed ensembles and fine-tuning. What ``fit`` learns is
+one :class:`~gtlomics.classifier.fitted.FittedModel` (``fitted_``): the fitted attributes are
+properties over it, and ``save`` / ``load`` / pickling handle it whole.
 
-A task subclass supplies the few steps that differ, as short hooks:
-
-* ``_check_targets`` / ``_encode_targets``: validate ``y`` and turn it into what the loss takes
-  (class codes; standardised floats) while setting the fitted task state (``classes_``;
-  ``target_mean_`` / ``target_scale_``);
-* ``_scratch_head``, ``_foundation_model``: the head (its width) and its first weights;
-* ``_fit_probe``: the linear-probe start (logistic or ridge regression);
-* ``_task_state`` / ``_restore_task_state``: the task state ``save`` writes and ``load`` reads;
-* class attributes ``_LOSS`` (:data:`gtlomics.train.config.LOSSES`), ``_ENSEMBLE_COMBINE``
-  (:class:`~gtlomics.nn.SeedEnsemble`), ``_TARGET_KEY_PARAM`` (the ``adata.obs`` column
-  parameter) and ``_FORMAT_NAME`` (of the saved directory).
+A task subclass sets class attributes: ``_TASK`` (the task record, ``ClassLabels`` or
+``TargetScaling``: its ``fit`` checks and encodes ``y``), ``_SCRATCH_HEAD``, ``_PROBE`` (the
+linear-probe start), ``_LOSS`` (:data:`gtlomics.train.config.LOSSES`), ``_ENSEMBLE_COMBINE``
+(:class:`~gtlomics.nn.SeedEnsemble`), ``_TARGET_KEY_PARAM`` (the ``adata.obs`` column parameter),
+``_FORMAT_NAME`` (of the saved directory); and ``_foundation_model(start, seed)``, the
+foundation's model with the task's head.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,24 +33,30 @@ from sklearn.utils import TransformerTags, check_array, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
+from gtlomics.classifier.fitted import (
+    ClassLabels,
+    FittedModel,
+    TargetScaling,
+    fitted_attribute,
+)
 from gtlomics.classifier.inputs import (
     Table,
     anndata_gene_ids,
     check_non_negative,
-    check_token_overlap,
     child_seeds,
-    is_anndata,
-    plain_preprocessing,
-    prepare,
 )
 from gtlomics.classifier.standardize import fit_gene_standardization, gene_standardization
 from gtlomics.expression import (
     GeneVocab,
     PreprocessingConfig,
+    check_overlap,
+    prepare_expression,
     read_expression,
     strip_ensembl_version,
 )
+from gtlomics.expression.table import is_anndata
 from gtlomics.foundation import ENV_VAR, Foundation, find_default_foundation
+from gtlomics.foundation.auto import auto_foundation
 from gtlomics.nn import (
     EncoderConfig,
     ExpressionEncoder,
@@ -62,10 +64,11 @@ from gtlomics.nn import (
     GTLModel,
     SeedEnsemble,
 )
-from gtlomics.train import CONTROL_MODES, FinetuneConfig, FinetuneResult, finetune
+from gtlomics.train import FinetuneConfig, FinetuneResult, GuidanceConfig, finetune
+from gtlomics.train.config import GUIDANCE_MODES
 from gtlomics.train.runtime import resolve_device
 
-__all__ = ["SHARED_PARAMETER_CONSTRAINTS", "GTLEstimatorCore"]
+__all__ = ["SHARED_PARAMETER_CONSTRAINTS", "FitStart", "GTLEstimatorCore"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ _FLOAT_DTYPES = (np.float32, np.float64)
 
 SHARED_PARAMETER_CONSTRAINTS: dict = {
     "foundation": [str, os.PathLike, Foundation, None],
-    "guidance": [StrOptions({"scouts", "none", "shuffled", "constant"})],
+    "guidance": [StrOptions(set(GUIDANCE_MODES))],
     "head": [StrOptions({"readout", "pooled"})],
     "n_readout_genes": [Interval(Integral, 0, None, closed="left")],
     "linear_probe": ["boolean"],
@@ -104,14 +107,28 @@ SHARED_PARAMETER_CONSTRAINTS: dict = {
 """Constraints of the parameters both estimators take (each adds its ``adata.obs`` key)."""
 
 
+@dataclass(frozen=True)
+class FitStart:
+    """What every ensemble member of one fit starts from (resolved once in ``fit``)."""
+
+    foundation: Foundation | None
+    vocab: GeneVocab
+    task: ClassLabels | TargetScaling
+    guidance: GuidanceConfig
+    device: torch.device
+
+
 class GTLEstimatorCore(BaseEstimator):
     """Shared fit / predict / persistence machinery of the GTL estimators (not used directly).
 
     Subclasses define ``__init__`` (scikit-learn reads the parameters from its signature), the
-    task hooks listed in :mod:`gtlomics.classifier.core` and a public ``fit`` that calls
-    :meth:`_fit`.
+    task attributes and ``_foundation_model`` listed in :mod:`gtlomics.classifier.core` and a
+    public ``fit`` that calls :meth:`_fit`.
     """
 
+    _TASK: ClassVar[type[ClassLabels] | type[TargetScaling]]
+    _SCRATCH_HEAD: ClassVar[type[torch.nn.Module]]
+    _PROBE: ClassVar[Callable[..., object]]
     _LOSS: ClassVar[str]
     _ENSEMBLE_COMBINE: ClassVar[str]
     _TARGET_KEY_PARAM: ClassVar[str]
@@ -124,58 +141,55 @@ class GTLEstimatorCore(BaseEstimator):
         tags.transformer_tags = TransformerTags(preserves_dtype=["float64"])  # embeddings
         return tags
 
-    # ------------------------------------------------------------ task hooks
+    # ------------------------------------------------------- fitted attributes
 
-    def _check_targets(self, y: np.ndarray) -> None:
-        raise NotImplementedError
+    model_ = fitted_attribute("model", "The fine-tuned torch model (or SeedEnsemble).")
+    vocab_ = fitted_attribute("vocab", "Gene inputs: encoder tokens, then read-out genes.")
+    preprocessing_ = fitted_attribute("preprocessing", "Preprocessing, input scale resolved.")
+    history_ = fitted_attribute("history", "Per-epoch train (and inner validation) loss.")
+    foundation_ = fitted_attribute("foundation", "The foundation fine-tuning started from.")
+    device_ = fitted_attribute("device", "Device the model runs on.")
 
-    def _encode_targets(self, y: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def _scratch_head(self, d_model: int, seed: int) -> torch.nn.Module:
-        raise NotImplementedError
-
-    def _foundation_model(self, seed: int) -> GTLModel:
-        raise NotImplementedError
-
-    def _fit_probe(self, model, values, present, targets: np.ndarray, seed: int) -> None:
-        raise NotImplementedError
-
-    def _task_state(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _restore_task_state(self, record: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ fit
+    # --------------------------------------------------------------------- fit
 
     def _fit(self, X: Any, y: Any) -> GTLEstimatorCore:
         """The whole fit: read, encode targets, resolve foundation, vocabulary, fit members."""
         table = self._read_input(X, reset=True)
         targets, labelled = self._read_targets(y, table)
-        encoded = self._encode_targets(targets[labelled])
+        task, encoded = self._TASK.fit(targets[labelled])
         foundation_seed, model_seed, train_seed = child_seeds(self.random_state, 3)
-        self.device_ = resolve_device(self.device)
-        self.foundation_ = self._resolve_foundation(table, labelled, foundation_seed)
-        table = self._name_array_columns(table)
-        self.vocab_, config = self._vocabulary(table, labelled)
-        prepared = prepare(table, self.vocab_, config)
-        self.preprocessing_ = replace(config, input_scale=prepared.input_scale)
-        values = torch.as_tensor(prepared.values[labelled], device=self.device_)
-        present = torch.as_tensor(prepared.present, device=self.device_)
+        device = resolve_device(self.device)
+        foundation = self._resolve_foundation(table, labelled, foundation_seed, device)
+        table = _name_array_columns(table, foundation)
+        vocab, config = self._vocabulary(table, labelled, foundation)
+        prepared = prepare_expression(table.matrix, vocab, config, gene_ids=list(table.gene_ids))
+        values = torch.as_tensor(prepared.values[labelled], device=device)
+        present = torch.as_tensor(prepared.present, device=device)
+        guidance = GuidanceConfig(self.guidance, self.guide_normalize, self.guide_strength)
+        start = FitStart(foundation, vocab, task, guidance, device)
         members = [
-            self._fit_member(values, present, encoded, *pair)
+            self._fit_member(start, values, present, encoded, *pair)
             for pair in _member_seeds(model_seed, train_seed, self.n_ensemble)
         ]
         models = [model for model, _ in members]
-        self.model_ = (
-            models[0] if len(models) == 1 else SeedEnsemble(models, combine=self._ENSEMBLE_COMBINE)
+        combine = self._ENSEMBLE_COMBINE
+        self.fitted_ = FittedModel(
+            vocab=vocab,
+            preprocessing=replace(config, input_scale=prepared.input_scale),
+            model=models[0] if len(models) == 1 else SeedEnsemble(models, combine=combine),
+            task=task,
+            n_features_in=self.n_features_in_,
+            feature_names_in=getattr(self, "feature_names_in_", None),
+            array_gene_ids=None if table.named else table.gene_ids,
+            history=_history_dict(members[0][1]),
+            foundation=foundation,
+            device=device,
         )
-        self.history_ = _history_dict(members[0][1])
         return self
 
     def _fit_member(
         self,
+        start: FitStart,
         values: torch.Tensor,
         present: torch.Tensor,
         targets: np.ndarray,
@@ -183,10 +197,10 @@ class GTLEstimatorCore(BaseEstimator):
         train_seed: int,
     ) -> tuple[GTLModel, FinetuneResult | None]:
         """Build, standardise, probe and fine-tune one model; ``(model, fine-tuning result)``."""
-        model, guides = self._initial_model(model_seed)
-        self._standardize_inputs(model, values, present)
+        model, guides = self._initial_model(start, model_seed)
+        self._standardize_inputs(model, start.foundation, values, present)
         if self.linear_probe:
-            self._fit_probe(model, values, present, targets, train_seed)
+            self._PROBE(model, values, present, targets, seed=train_seed)
         if self.epochs == 0:
             return model, None
         result = finetune(
@@ -196,18 +210,22 @@ class GTLEstimatorCore(BaseEstimator):
             config=self._finetune_config(),
             seed=train_seed,
             guides=guides,
-            guide_strength=self.guide_strength,
+            guidance=start.guidance,
             present=present,
             progress=self.verbose > 0,
         )
         return model, result
 
     def _standardize_inputs(
-        self, model: GTLModel, values: torch.Tensor, present: torch.Tensor
+        self,
+        model: GTLModel,
+        foundation: Foundation | None,
+        values: torch.Tensor,
+        present: torch.Tensor,
     ) -> None:
         """Fit the per-gene input standardisation on the training rows (see ``standardize``)."""
         n_tokens = model.encoder.config.n_genes
-        if self.foundation_ is None or self.standardize == "study":
+        if foundation is None or self.standardize == "study":
             fit_gene_standardization(model.encoder, values[:, :n_tokens], present[:n_tokens])
         if isinstance(model.head, GeneReadoutHead):
             center, scale = gene_standardization(values, present)
@@ -224,7 +242,7 @@ class GTLEstimatorCore(BaseEstimator):
         if hasattr(self, "feature_names_in_"):
             return Table(matrix, tuple(str(name) for name in self.feature_names_in_), None)
         if not reset:
-            return Table(matrix, self._array_gene_ids_, None, named=False)
+            return Table(matrix, self.fitted_.array_gene_ids, None, named=False)
         return Table(matrix, tuple(f"x{i}" for i in range(matrix.shape[1])), None, named=False)
 
     def _read_anndata(self, adata: Any, *, reset: bool) -> Table:
@@ -245,21 +263,6 @@ class GTLEstimatorCore(BaseEstimator):
             self.feature_names_in_ = np.asarray(gene_ids, dtype=object)
         return Table(matrix, gene_ids, adata.obs)
 
-    def _name_array_columns(self, table: Table) -> Table:
-        """Give an unnamed array the foundation's genes when its width matches (vocab order)."""
-        if table.named:
-            return table
-        ids = table.gene_ids
-        foundation = self.foundation_
-        if (
-            foundation is not None
-            and foundation.n_genes == len(ids)
-            and not set(ids) & set(foundation.vocab.genes)
-        ):
-            ids = foundation.vocab.genes
-        self._array_gene_ids_ = tuple(ids)
-        return replace(table, gene_ids=self._array_gene_ids_)
-
     def _read_targets(self, y: Any, table: Table) -> tuple[np.ndarray, np.ndarray]:
         """``(y, labelled)``: the targets and which samples have one (NaN/None: not fitted)."""
         if y is None:
@@ -271,7 +274,6 @@ class GTLEstimatorCore(BaseEstimator):
             raise ValueError(
                 f"All {len(y)} labels are missing (NaN/None); fit needs labelled samples."
             )
-        self._check_targets(y[labelled])
         return y, labelled
 
     def _targets_from_obs(self, obs: pd.DataFrame | None) -> np.ndarray:
@@ -291,7 +293,7 @@ class GTLEstimatorCore(BaseEstimator):
         return obs[key].to_numpy(dtype=object)
 
     def _resolve_foundation(
-        self, table: Table, labelled: np.ndarray, seed: int
+        self, table: Table, labelled: np.ndarray, seed: int, device: torch.device
     ) -> Foundation | None:
         source = self.foundation
         if source is None or isinstance(source, Foundation):
@@ -301,11 +303,11 @@ class GTLEstimatorCore(BaseEstimator):
         default = find_default_foundation()
         if default is not None:
             return Foundation.load(default)
-        return self._build_auto_foundation(table, labelled, seed)
+        return self._build_auto_foundation(table, labelled, seed, device)
 
-    def _build_auto_foundation(self, table: Table, labelled: np.ndarray, seed: int) -> Foundation:
-        from gtlomics.foundation.auto import auto_foundation
-
+    def _build_auto_foundation(
+        self, table: Table, labelled: np.ndarray, seed: int, device: torch.device
+    ) -> Foundation:
         logger.info(
             "%s: no default foundation (set %s or run `gtlomics foundation build`); "
             "using a small one built from the %d samples given to fit (%d unlabelled).",
@@ -318,18 +320,19 @@ class GTLEstimatorCore(BaseEstimator):
             read_expression(table.matrix, gene_ids=list(table.gene_ids)),
             max_genes=self.n_genes,
             random_state=None if self.random_state is None else seed,
-            device=self.device_,
+            device=device,
             progress=self.verbose > 0,
         ).foundation
 
     def _vocabulary(
-        self, table: Table, labelled: np.ndarray
+        self, table: Table, labelled: np.ndarray, foundation: Foundation | None
     ) -> tuple[GeneVocab, PreprocessingConfig]:
         """Encoder tokens first, then (read-out head) the study's extra most variable genes."""
-        tokens, config = self._token_vocabulary(table)
+        tokens, config = self._token_vocabulary(table, foundation)
         config = replace(config, input_scale=self.input_scale)
-        if self.foundation_ is not None:
-            check_token_overlap(tokens, table.gene_ids, config.min_overlap)
+        if foundation is not None:  # the encoder's tokens alone, before read-out genes join
+            ids = table.gene_ids
+            check_overlap(tokens.positions(ids), ids, tokens, config.min_overlap, what="foundation")
         if self.head != "readout" or self.n_readout_genes == 0:
             return tokens, config
         distinct = tuple(dict.fromkeys(strip_ensembl_version(table.gene_ids).tolist()))
@@ -343,9 +346,12 @@ class GTLEstimatorCore(BaseEstimator):
         extra = tuple(gene for gene in study.genes if gene not in known)
         return GeneVocab(tokens.genes + extra), config
 
-    def _token_vocabulary(self, table: Table) -> tuple[GeneVocab, PreprocessingConfig]:
-        if self.foundation_ is not None:
-            return self.foundation_.vocab, plain_preprocessing(self.foundation_.preprocessing)
+    def _token_vocabulary(
+        self, table: Table, foundation: Foundation | None
+    ) -> tuple[GeneVocab, PreprocessingConfig]:
+        if foundation is not None:
+            # the reader already applied the layer and gene column
+            return foundation.vocab, replace(foundation.preprocessing, layer=None, gene_column=None)
         config = PreprocessingConfig(input_scale=self.input_scale)
         distinct = tuple(dict.fromkeys(strip_ensembl_version(table.gene_ids).tolist()))
         if self.n_genes >= len(distinct):  # every gene is kept: no ranking needed
@@ -355,44 +361,29 @@ class GTLEstimatorCore(BaseEstimator):
         )
         return vocab, config
 
-    def _initial_model(self, seed: int) -> tuple[GTLModel, dict[str, torch.Tensor] | None]:
+    def _initial_model(
+        self, start: FitStart, seed: int
+    ) -> tuple[GTLModel, dict[str, torch.Tensor] | None]:
         """The model before fine-tuning and its guides (None: unguided)."""
         encoder_seed, head_seed = child_seeds(seed, 2)
-        if self.foundation_ is None:
-            config = self._scratch_encoder_config(self._n_tokens())
+        if start.foundation is None:
+            config = self._scratch_encoder_config(min(self.n_genes, len(start.vocab.genes)))
             encoder = ExpressionEncoder(config, seed=encoder_seed)
-            head = self._scratch_head(config.d_model, head_seed)
-            return self._with_head(GTLModel(encoder, head), head_seed), None
-        model = self._with_head(self._foundation_model(head_seed), head_seed)
-        if self.guidance == "none":
-            return model, None
-        if self.foundation_.guides is None:
-            raise ValueError(
-                "This foundation has no guide values (it was built without scouts); pass "
-                "guidance='none' to fine-tune it unguided, or rebuild it with scouts."
-            )
-        control = self.guidance if self.guidance in CONTROL_MODES else None
-        guides = self.foundation_.guides_for(
-            model, mode=self.guide_normalize, control=control, seed=head_seed
-        )
-        return model, guides
+            head = self._SCRATCH_HEAD(config.d_model, start.task.n_outputs, seed=head_seed)
+            return self._with_head(GTLModel(encoder, head), start, head_seed), None
+        model = self._with_head(self._foundation_model(start, head_seed), start, head_seed)
+        return model, start.foundation.guides_for(model, guidance=start.guidance, seed=head_seed)
 
-    def _n_tokens(self) -> int:
-        """Encoder tokens: the foundation's vocabulary, or the scratch model's first genes."""
-        if self.foundation_ is not None:
-            return self.foundation_.n_genes
-        return min(self.n_genes, len(self.vocab_.genes))
-
-    def _with_head(self, model: GTLModel, seed: int) -> GTLModel:
+    def _with_head(self, model: GTLModel, start: FitStart, seed: int) -> GTLModel:
         """Swap in a read-out head (keeping the pooled part's weights) when ``head="readout"``."""
         if self.head != "readout":
-            return model.to(self.device_)
+            return model.to(start.device)
         pooled = model.head.linear
         head = GeneReadoutHead(
-            pooled.in_features, pooled.out_features, len(self.vocab_.genes), seed=seed
+            pooled.in_features, pooled.out_features, len(start.vocab.genes), seed=seed
         )
         head.linear.load_state_dict(pooled.state_dict())
-        return GTLModel(model.encoder, head).to(self.device_)
+        return GTLModel(model.encoder, head).to(start.device)
 
     def _scratch_encoder_config(self, n_genes: int) -> EncoderConfig:
         if self.d_model % self.n_heads:
@@ -416,13 +407,12 @@ class GTLEstimatorCore(BaseEstimator):
             loss=self._LOSS,
         )
 
-    # -------------------------------------------------------------- predict
+    # ----------------------------------------------------------------- predict
 
     def transform(self, X: Any) -> np.ndarray:
         """Sample embeddings ``(n_samples, d_model)`` of the fine-tuned encoder."""
         check_is_fitted(self)
-        model = self.model_.members[0] if isinstance(self.model_, SeedEnsemble) else self.model_
-        return self._forward(X, model.embedding)
+        return self.fitted_.embeddings(*self._prepared_inputs(X))
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
         """Fit, then return the embeddings of ``X`` (same as ``fit(X, y).transform(X)``)."""
@@ -431,57 +421,58 @@ class GTLEstimatorCore(BaseEstimator):
     def _outputs(self, X: Any) -> np.ndarray:
         """Raw model outputs ``(n_samples, n_outputs)`` (logits; standardised predictions)."""
         check_is_fitted(self)
-        return self._forward(X, self.model_)
+        return self.fitted_.outputs(*self._prepared_inputs(X))
 
     def _prepared_inputs(self, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """The tensors ``model_`` consumes for ``X``: values ``(n, G)`` and presence, on device."""
-        prepared = prepare(self._read_input(X, reset=False), self.vocab_, self.preprocessing_)
-        values = torch.as_tensor(prepared.values, device=self.device_)
-        present = torch.as_tensor(prepared.present, device=self.device_)
-        return values, present
+        table = self._read_input(X, reset=False)
+        return self.fitted_.prepare(table.matrix, table.gene_ids)
 
-    def _forward(self, X: Any, module: Callable[..., torch.Tensor]) -> np.ndarray:
-        """Run ``module`` (the model or its embedding) on each sample alone, in eval mode.
-
-        One sample at a time: a sample's output then never depends on which other samples are
-        predicted with it (batched matrix kernels round differently for different batch sizes).
-        """
-        values, present = self._prepared_inputs(X)
-        was_training = self.model_.training
-        self.model_.eval()
-        try:
-            with torch.no_grad():
-                outputs = [module(values[i : i + 1], present) for i in range(len(values))]
-        finally:
-            self.model_.train(was_training)
-        return torch.cat(outputs).double().cpu().numpy()
-
-    # ------------------------------------------------------------ persistence
+    # ------------------------------------------------------------- persistence
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        if "model_" in state:
-            state["model_"] = _cpu_copy(state["model_"])
+        if "fitted_" in state:
+            state["fitted_"] = state["fitted_"].on_cpu()  # pickles load on any machine
         return state
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        if "device_" in state:
-            self.device_ = torch.device("cpu")
-
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Save the fitted estimator as a checked directory; see :meth:`load`."""
-        from gtlomics.classifier.persistence import save_estimator
+        """Save the fitted estimator as a checked directory; see :meth:`load`.
 
+        The directory holds the parameters and the :class:`FittedModel` record (format of
+        :mod:`gtlomics.classifier.fitted`).
+        """
         check_is_fitted(self)
-        return save_estimator(self, path, overwrite=overwrite)
+        return self.fitted_.save(
+            path, params=self.get_params(), format_name=self._FORMAT_NAME, overwrite=overwrite
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> GTLEstimatorCore:
-        """Load an estimator saved by :meth:`save`, after verifying its checksums."""
-        from gtlomics.classifier.persistence import load_estimator
+        """Load an estimator saved by :meth:`save` (any gtlomics version), checksums checked."""
+        fitted, params = FittedModel.load(
+            path, format_name=cls._FORMAT_NAME, task_type=cls._TASK, device=device
+        )
+        estimator = cls(**params)
+        estimator.fitted_ = fitted
+        estimator.n_features_in_ = fitted.n_features_in
+        if fitted.feature_names_in is not None:
+            estimator.feature_names_in_ = fitted.feature_names_in
+        return estimator
 
-        return load_estimator(cls, path, device=device)
+
+def _name_array_columns(table: Table, foundation: Foundation | None) -> Table:
+    """Give an unnamed array the foundation's genes when its width matches (vocab order)."""
+    if table.named:
+        return table
+    ids = table.gene_ids
+    if (
+        foundation is not None
+        and foundation.n_genes == len(ids)
+        and not set(ids) & set(foundation.vocab.genes)
+    ):
+        ids = foundation.vocab.genes
+    return replace(table, gene_ids=tuple(ids))
 
 
 def _member_seeds(model_seed: int, train_seed: int, n_members: int) -> list[tuple[int, int]]:
@@ -497,10 +488,3 @@ def _history_dict(result: FinetuneResult | None) -> dict[str, list[float]]:
     if result.history and result.history[0].inner_val_loss is not None:
         history["inner_val_loss"] = [epoch.inner_val_loss for epoch in result.history]
     return history
-
-
-def _cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
-    first = next(model.parameters(), None)
-    if first is None or first.device.type == "cpu":
-        return model
-    return copy.deepcopy(model).to("cpu")

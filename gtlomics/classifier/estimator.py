@@ -19,19 +19,19 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from gtlomics.classifier.core import SHARED_PARAMETER_CONSTRAINTS, GTLEstimatorCore
+from gtlomics.classifier.core import SHARED_PARAMETER_CONSTRAINTS, FitStart, GTLEstimatorCore
 from gtlomics.classifier.explain import (
     GeneAttributions,
     integrated_gradients,
     write_attributions,
 )
-from gtlomics.classifier.inputs import encode_labels, is_anndata
+from gtlomics.classifier.fitted import ClassLabels, fitted_attribute
 from gtlomics.classifier.linear_probe import fit_linear_probe
+from gtlomics.expression.table import is_anndata
 from gtlomics.foundation import Foundation
-from gtlomics.nn import ClassificationHead, GeneReadoutHead, GTLModel, SeedEnsemble
+from gtlomics.nn import ClassificationHead, GeneReadoutHead, GTLModel
 
 __all__ = ["GTLClassifier"]
 
@@ -160,6 +160,9 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
         **SHARED_PARAMETER_CONSTRAINTS,
         "label_key": [str],
     }
+    _TASK = ClassLabels
+    _SCRATCH_HEAD = ClassificationHead
+    _PROBE = staticmethod(fit_linear_probe)
     _LOSS = "cross_entropy"
     _ENSEMBLE_COMBINE = "probabilities"
     _TARGET_KEY_PARAM = "label_key"
@@ -197,34 +200,7 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
-        self.foundation = foundation
-        self.guidance = guidance
-        self.guide_strength = guide_strength
-        self.guide_normalize = guide_normalize
-        self.head = head
-        self.n_readout_genes = n_readout_genes
-        self.linear_probe = linear_probe
-        self.standardize = standardize
-        self.input_scale = input_scale
-        self.n_ensemble = n_ensemble
-        self.label_key = label_key
-        self.layer = layer
-        self.gene_column = gene_column
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.n_genes = n_genes
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        vars(self).update((name, value) for name, value in locals().items() if name != "self")
 
     # ------------------------------------------------------------------ fit
 
@@ -251,37 +227,12 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
         """
         return self._fit(X, y)
 
-    # ------------------------------------------------------------ task hooks
+    classes_ = fitted_attribute("task.classes", "Class labels, in ``predict_proba``'s order.")
 
-    def _check_targets(self, y: np.ndarray) -> None:
-        check_classification_targets(y)
-
-    def _encode_targets(self, y: np.ndarray) -> np.ndarray:
-        """Set ``classes_``; return integer codes ``0..n_classes-1``."""
-        self.classes_, codes = encode_labels(y)
-        return codes
-
-    def _scratch_head(self, d_model: int, seed: int) -> ClassificationHead:
-        return ClassificationHead(d_model, len(self.classes_), seed=seed)
-
-    def _foundation_model(self, seed: int) -> GTLModel:
+    def _foundation_model(self, start: FitStart, seed: int) -> GTLModel:
         """The foundation's model; its head starts from the scouts' when the widths agree."""
-        model, _ = self.foundation_.make_model(len(self.classes_), seed=seed, device=self.device_)
+        model, _ = start.foundation.make_model(start.task.n_outputs, seed=seed, device=start.device)
         return model
-
-    def _fit_probe(self, model, values, present, targets: np.ndarray, seed: int) -> None:
-        fit_linear_probe(model, values, present, targets, seed=seed)
-
-    def _task_state(self) -> dict[str, Any]:
-        classes = self.classes_
-        return {
-            "classes": classes.tolist(),
-            "classes_dtype": classes.dtype.str if classes.dtype != object else "O",
-        }
-
-    def _restore_task_state(self, record: dict[str, Any]) -> None:
-        dtype = object if record["classes_dtype"] == "O" else np.dtype(record["classes_dtype"])
-        self.classes_ = np.asarray(record["classes"], dtype=dtype)
 
     # -------------------------------------------------------------- predict
 
@@ -290,25 +241,25 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
 
         The binary margin is ``logit[1] - logit[0]``: positive means ``classes_[1]``.
         """
-        logits = self._logits(X)
+        logits = self._outputs(X)
         if logits.shape[1] == 2:
             return logits[:, 1] - logits[:, 0]
         return logits
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)``, columns in ``classes_`` order."""
-        logits = self._logits(X)
+        logits = self._outputs(X)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class labels ``(n_samples,)``."""
-        logits = self._logits(X)
+        logits = self._outputs(X)
         return self.classes_[np.argmax(logits, axis=1)]
 
     def _attribution_baseline(self) -> torch.Tensor:
         """The training samples' mean profile over every model input (standardised zero)."""
-        model = self.model_.members[0] if isinstance(self.model_, SeedEnsemble) else self.model_
+        model = self.fitted_.first_member
         if isinstance(model.head, GeneReadoutHead):
             return model.head.readout_center
         return model.encoder.gene_center
@@ -381,7 +332,7 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
     def _explained_classes(self, X: Any, target: Any, n_samples: int) -> np.ndarray:
         """Class index per sample: ``target``'s, or the class :meth:`predict` gives when None."""
         if target is None:
-            return np.argmax(self._logits(X), axis=1)
+            return np.argmax(self._outputs(X), axis=1)
         matches = np.flatnonzero(self.classes_ == target)
         if matches.size == 0:
             raise ValueError(
@@ -389,9 +340,6 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
                 "of those, or target=None to explain each sample's predicted class."
             )
         return np.full(n_samples, matches[0])
-
-    def _logits(self, X: Any) -> np.ndarray:
-        return self._outputs(X)
 
 
 def _sample_ids(X: Any, n_samples: int) -> tuple[str, ...]:

@@ -1,35 +1,26 @@
-"""Input handling of :class:`~gtlomics.classifier.GTLClassifier`: tables, labels, seeds, device.
+"""Input handling of the GTL estimators: the validated input table, gene ids, checks, seeds.
 
 Functions here know nothing about the estimator's parameters beyond what they are passed.
+Values are validated by scikit-learn (``check_array`` / ``validate_data``: the estimator's
+input contract, with its error messages), not by :func:`gtlomics.expression.read_expression`,
+which keeps its own (``KeyError`` for a missing layer or gene column, Ensembl versions stripped
+from the ids, where ``feature_names_in_`` must keep the user's ids).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from gtlomics.expression import (
-    GeneVocab,
-    PreparedExpression,
-    PreprocessingConfig,
-    check_overlap,
-    prepare_expression,
-)
-
 __all__ = [
     "Table",
     "anndata_gene_ids",
     "check_non_negative",
-    "check_token_overlap",
     "child_seeds",
-    "encode_labels",
-    "is_anndata",
-    "plain_preprocessing",
-    "prepare",
 ]
 
 
@@ -44,19 +35,6 @@ class Table:
     gene_ids: tuple[str, ...]
     obs: pd.DataFrame | None
     named: bool = True
-
-
-def prepare(table: Table, vocab: GeneVocab, config: PreprocessingConfig) -> PreparedExpression:
-    return prepare_expression(table.matrix, vocab, config, gene_ids=list(table.gene_ids))
-
-
-def plain_preprocessing(config: PreprocessingConfig) -> PreprocessingConfig:
-    """The settings that apply to a matrix already read (layer and gene column were used)."""
-    return replace(config, layer=None, gene_column=None)
-
-
-def is_anndata(X: Any) -> bool:
-    return type(X).__name__ == "AnnData" and hasattr(X, "var_names") and hasattr(X, "obs")
 
 
 def anndata_gene_ids(adata: Any, gene_column: str | None) -> tuple[str, ...]:
@@ -79,32 +57,6 @@ def check_non_negative(matrix: np.ndarray | sp.spmatrix, where: str) -> None:
             "input_scale='real' to use such values as given, or pass the raw counts (e.g. "
             "layer='counts')."
         )
-
-
-def check_token_overlap(tokens: GeneVocab, gene_ids: tuple[str, ...], min_overlap: float) -> None:
-    """Refuse input that holds too few of the foundation's gene tokens.
-
-    The read-out head may add the study's own genes to the vocabulary, which would otherwise let
-    an input with none of the encoder's genes pass the overlap check of the whole vocabulary.
-    """
-    check_overlap(tokens.positions(gene_ids), gene_ids, tokens, min_overlap, what="foundation")
-
-
-def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    classes, codes = np.unique(labels, return_inverse=True)
-    if len(classes) < 2:
-        raise ValueError(
-            f"Only one class ({classes[0]!r}) is present in the labels; a classifier needs at "
-            "least 2 classes. Check label_key / y."
-        )
-    counts = np.bincount(codes)
-    if counts.min() < 2:
-        single = classes[counts < 2].tolist()
-        raise ValueError(
-            f"Classes {single} have fewer than 2 labelled samples; every class needs at least "
-            "2. Add samples or merge/drop those classes."
-        )
-    return classes, codes
 
 
 def child_seeds(random_state: Any, n: int) -> list[int]:

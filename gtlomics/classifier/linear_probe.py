@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gtlomics.classifier.fitted import per_sample
 from gtlomics.linear import InnerCVLogisticRegression, InnerCVRidge
 from gtlomics.nn import GeneReadoutHead, GTLModel
 
@@ -44,20 +45,13 @@ class RidgeProbe:
     n_features: int
 
 
-@torch.no_grad()
 def probe_features(model: GTLModel, values: torch.Tensor, present: torch.Tensor) -> np.ndarray:
     """``(n, F)`` features the head reads: pooled embedding, then standardised read-out genes.
 
     The model runs in eval mode (no dropout), one sample at a time, so a sample's features do
     not depend on the others passed.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        rows = [_features_of(model, values[i : i + 1], present) for i in range(len(values))]
-    finally:
-        model.train(was_training)
-    return torch.cat(rows).double().cpu().numpy()
+    return per_sample(model, lambda row, mask: _features_of(model, row, mask), values, present)
 
 
 def _features_of(model: GTLModel, values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

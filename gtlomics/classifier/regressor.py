@@ -19,15 +19,13 @@ from typing import Any
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 
-from gtlomics.classifier.core import SHARED_PARAMETER_CONSTRAINTS, GTLEstimatorCore
+from gtlomics.classifier.core import SHARED_PARAMETER_CONSTRAINTS, FitStart, GTLEstimatorCore
+from gtlomics.classifier.fitted import TargetScaling, fitted_attribute
 from gtlomics.classifier.linear_probe import fit_ridge_probe
 from gtlomics.foundation import Foundation
 from gtlomics.nn import GTLModel, RegressionHead
 
 __all__ = ["GTLRegressor"]
-
-MIN_TARGET_SCALE = 1e-12
-"""Below this training standard deviation the target is constant and is not divided by."""
 
 
 class GTLRegressor(RegressorMixin, GTLEstimatorCore):
@@ -118,6 +116,9 @@ class GTLRegressor(RegressorMixin, GTLEstimatorCore):
         **SHARED_PARAMETER_CONSTRAINTS,
         "target_key": [str],
     }
+    _TASK = TargetScaling
+    _SCRATCH_HEAD = RegressionHead
+    _PROBE = staticmethod(fit_ridge_probe)
     _LOSS = "mse"
     _ENSEMBLE_COMBINE = "mean"
     _TARGET_KEY_PARAM = "target_key"
@@ -155,34 +156,7 @@ class GTLRegressor(RegressorMixin, GTLEstimatorCore):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
-        self.foundation = foundation
-        self.guidance = guidance
-        self.guide_strength = guide_strength
-        self.guide_normalize = guide_normalize
-        self.head = head
-        self.n_readout_genes = n_readout_genes
-        self.linear_probe = linear_probe
-        self.standardize = standardize
-        self.input_scale = input_scale
-        self.n_ensemble = n_ensemble
-        self.target_key = target_key
-        self.layer = layer
-        self.gene_column = gene_column
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.n_genes = n_genes
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        vars(self).update((name, value) for name, value in locals().items() if name != "self")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> GTLRegressor:
@@ -209,47 +183,11 @@ class GTLRegressor(RegressorMixin, GTLEstimatorCore):
         standardized = self._outputs(X)[:, 0]
         return standardized * self.target_scale_ + self.target_mean_
 
-    # ------------------------------------------------------------ task hooks
+    target_mean_ = fitted_attribute("task.mean", "Mean of the training targets.")
+    target_scale_ = fitted_attribute("task.scale", "Their standard deviation (1 if constant).")
 
-    def _check_targets(self, y: np.ndarray) -> None:
-        try:
-            values = np.asarray(y, dtype=float)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"GTLRegressor needs numeric targets, got values such as {y[:3].tolist()}; "
-                "for class labels use GTLClassifier."
-            ) from error
-        if not np.all(np.isfinite(values)):
-            raise ValueError("Input y contains infinity; pass finite targets (NaN: unlabelled).")
-        if len(values) < 2:
-            raise ValueError(
-                f"Only {len(values)} sample has a target; a regressor needs at least 2 (n_samples "
-                "= 1 cannot be fitted)."
-            )
-
-    def _encode_targets(self, y: np.ndarray) -> np.ndarray:
-        """Set ``target_mean_`` / ``target_scale_``; return the standardised targets."""
-        values = np.asarray(y, dtype=float)
-        self.target_mean_ = float(values.mean())
-        scale = float(values.std())
-        self.target_scale_ = scale if scale > MIN_TARGET_SCALE else 1.0
-        return (values - self.target_mean_) / self.target_scale_
-
-    def _scratch_head(self, d_model: int, seed: int) -> RegressionHead:
-        return RegressionHead(d_model, 1, seed=seed)
-
-    def _foundation_model(self, seed: int) -> GTLModel:
+    def _foundation_model(self, start: FitStart, seed: int) -> GTLModel:
         """The pre-trained encoder with a fresh one-output head (scouts trained classifiers)."""
-        encoder = self.foundation_.make_encoder()
-        head = RegressionHead(self.foundation_.encoder_config.d_model, 1, seed=seed)
-        return GTLModel(encoder, head).to(self.device_)
-
-    def _fit_probe(self, model, values, present, targets: np.ndarray, seed: int) -> None:
-        fit_ridge_probe(model, values, present, targets, seed=seed)
-
-    def _task_state(self) -> dict[str, Any]:
-        return {"target_mean": self.target_mean_, "target_scale": self.target_scale_}
-
-    def _restore_task_state(self, record: dict[str, Any]) -> None:
-        self.target_mean_ = float(record["target_mean"])
-        self.target_scale_ = float(record["target_scale"])
+        encoder = start.foundation.make_encoder()
+        head = RegressionHead(start.foundation.encoder_config.d_model, 1, seed=seed)
+        return GTLModel(encoder, head).to(start.device)

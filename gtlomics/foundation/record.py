@@ -35,7 +35,7 @@ from gtlomics.foundation.storage import (
     write_json,
 )
 from gtlomics.nn import ClassificationHead, EncoderConfig, ExpressionEncoder, GTLModel
-from gtlomics.train import GuideValues, adapt_guides, control_guides
+from gtlomics.train import GuidanceConfig, GuideValues, adapt_guides, control_guides
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Foundation", "Provenance"]
 
@@ -173,21 +173,28 @@ class Foundation:
         return GTLModel(self.make_encoder(), head).to(device), head_from_init
 
     def guides_for(
-        self, model: GTLModel, *, mode: str = "global", control: str | None = None, seed: int = 0
+        self, model: GTLModel, *, guidance: GuidanceConfig | None = None, seed: int = 0
     ) -> dict[str, torch.Tensor] | None:
-        """Normalised guides for ``model`` (from :meth:`make_model`), or None without guides.
+        """The guides fine-tuning of ``model`` (from :meth:`make_model`) uses; None: unguided.
 
-        Every trainable parameter keeps its scout guide when the shapes agree; a head of another
-        shape than the scouts' (more classes) gets guides of 1 (scouts measured nothing about
-        it, so it trains freely). See :func:`gtlomics.train.adapt_guides`. ``control``
-        (``"shuffled"`` or ``"constant"``, seeded by ``seed``) replaces the scouts' guides by a
-        control first (:func:`gtlomics.train.control_guides`).
+        The one place raw guides are prepared: normalised (``guidance.normalize``), replaced by
+        a seeded control for ``mode="shuffled"`` / ``"constant"``
+        (:func:`gtlomics.train.control_guides`), fitted to ``model``
+        (:func:`gtlomics.train.adapt_guides`: a head of another shape than the scouts' gets
+        guides of 1). ``guidance=None`` is ``GuidanceConfig()``. Raises ``ValueError`` when
+        guidance is asked of a foundation built without scouts.
         """
-        if self.guides is None:
+        guidance = GuidanceConfig() if guidance is None else guidance
+        if not guidance.guided:
             return None
-        normalized = self.guides.normalized(mode=mode)
-        if control is not None:
-            normalized = control_guides(normalized, control, seed=seed)
+        if self.guides is None:
+            raise ValueError(
+                "This foundation has no guide values (it was built without scouts); pass "
+                "guidance='none' to fine-tune it unguided, or rebuild it with scouts."
+            )
+        normalized = self.guides.normalized(mode=guidance.normalize)
+        if guidance.control is not None:
+            normalized = control_guides(normalized, guidance.control, seed=seed)
         return adapt_guides(normalized, model)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

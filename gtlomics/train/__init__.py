@@ -1,7 +1,13 @@
 """Pure-torch training loops: pre-training, scouting, guides, guided updates, fine-tuning."""
 
 from gtlomics.train.checkpoint import load_checkpoint, save_checkpoint
-from gtlomics.train.config import CheckpointConfig, FinetuneConfig, PretrainConfig, ScoutConfig
+from gtlomics.train.config import (
+    CheckpointConfig,
+    FinetuneConfig,
+    GuidanceConfig,
+    PretrainConfig,
+    ScoutConfig,
+)
 from gtlomics.train.finetune import FinetuneEpoch, FinetuneResult, finetune
 from gtlomics.train.guided_update import GuidedUpdate
 from gtlomics.train.guides import (
@@ -20,6 +26,7 @@ __all__ = [
     "FinetuneConfig",
     "FinetuneEpoch",
     "FinetuneResult",
+    "GuidanceConfig",
     "GuideSummary",
     "GuideValues",
     "GuidedUpdate",

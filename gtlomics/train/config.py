@@ -10,9 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gtlomics.train.guides import CONTROL_MODES, MODES
 from gtlomics.train.runtime import OPTIMIZERS
 
-__all__ = ["LOSSES", "CheckpointConfig", "FinetuneConfig", "PretrainConfig", "ScoutConfig"]
+__all__ = [
+    "GUIDANCE_MODES",
+    "LOSSES",
+    "CheckpointConfig",
+    "FinetuneConfig",
+    "GuidanceConfig",
+    "PretrainConfig",
+    "ScoutConfig",
+]
 
 
 @dataclass(frozen=True)
@@ -156,3 +165,62 @@ class CheckpointConfig:
     def due(self, step: int) -> bool:
         """True when ``step`` (1-based count of finished steps) is a save point."""
         return step % self.every_n_steps == 0
+
+
+GUIDANCE_MODES = ("scouts", "none", *CONTROL_MODES)
+"""Where guides come from: the scouts', none (unguided), or one of the two controls."""
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """How fine-tuning is guided: which guides, how they are normalised, how strongly.
+
+    Built once (by the estimator from its ``guidance``, ``guide_normalize`` and
+    ``guide_strength`` parameters) and passed whole: :meth:`Foundation.guides_for
+    <gtlomics.foundation.Foundation.guides_for>` applies ``mode`` and ``normalize`` to a
+    foundation's raw guides, :func:`~gtlomics.train.finetune` applies ``strength``.
+
+    Parameters
+    ----------
+    mode : {"scouts", "none", "shuffled", "constant"}
+        ``"scouts"``: the scouts' guides; ``"none"``: unguided; ``"shuffled"`` / ``"constant"``:
+        the controls of :func:`~gtlomics.train.control_guides` (same amount, other placement).
+    normalize : {"global", "per_tensor"}
+        Min-max normalisation of the raw guides over the whole model or per tensor.
+    strength : float
+        In [0, 1]: an update is scaled by ``1 - strength + strength * guide``.
+
+    Examples
+    --------
+    >>> GuidanceConfig(mode="shuffled", strength=0.5).control
+    'shuffled'
+    >>> GuidanceConfig(mode="none").guided
+    False
+    """
+
+    mode: str = "scouts"
+    normalize: str = "global"
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in GUIDANCE_MODES:
+            raise ValueError(
+                f"guidance mode must be one of {GUIDANCE_MODES}, got {self.mode!r}; use "
+                "'none' for unguided fine-tuning."
+            )
+        if self.normalize not in MODES:
+            raise ValueError(f"normalize must be one of {MODES}, got {self.normalize!r}.")
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(
+                f"strength must be in [0, 1] (0: unguided, 1: full guides), got {self.strength}."
+            )
+
+    @property
+    def guided(self) -> bool:
+        """Whether guides are used at all (every mode but ``"none"``)."""
+        return self.mode != "none"
+
+    @property
+    def control(self) -> str | None:
+        """The control replacing the scouts' guides (``"shuffled"``, ``"constant"``), or None."""
+        return self.mode if self.mode in CONTROL_MODES else None

@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from gtlomics.nn import GTLModel, set_dropout_generator
-from gtlomics.train.config import FinetuneConfig
+from gtlomics.train.config import FinetuneConfig, GuidanceConfig
 from gtlomics.train.guided_update import GuidedUpdate
-from gtlomics.train.guides import GuideValues
 from gtlomics.train.runtime import (
     autocast_for,
     child_rng,
@@ -71,12 +70,6 @@ def inner_split(
         held.append(rows[:n_held])
         fit.append(rows[n_held:])
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(held))
-
-
-def _resolve_guides(guides: GuideValues | Mapping[str, torch.Tensor] | None):
-    if isinstance(guides, GuideValues):
-        return guides.normalized()
-    return guides
 
 
 class _Finetuner:
@@ -136,8 +129,8 @@ def finetune(
     *,
     config: FinetuneConfig,
     seed: int,
-    guides: GuideValues | Mapping[str, torch.Tensor] | None = None,
-    guide_strength: float = 1.0,
+    guides: Mapping[str, torch.Tensor] | None = None,
+    guidance: GuidanceConfig | None = None,
     present: np.ndarray | torch.Tensor | None = None,
     progress: bool = False,
 ) -> FinetuneResult:
@@ -156,11 +149,13 @@ def finetune(
         Optimiser, fixed schedule, loss, optional inner-split early stopping.
     seed : int
         Root of shuffles, the inner split and dropout.
-    guides : GuideValues or mapping or None
-        ``GuideValues`` are normalised with defaults; a mapping is used as given (one guide per
-        trainable parameter; see ``adapt_guides`` for a head of another shape).
-    guide_strength : float
-        0 = unguided, 1 = full guidance.
+    guides : mapping or None
+        Prepared guides in [0, 1], one per trainable parameter, used as given (see
+        :meth:`Foundation.guides_for <gtlomics.foundation.Foundation.guides_for>`, which
+        normalises, applies controls and fits them to the model). None: unguided.
+    guidance : GuidanceConfig or None
+        Only its ``strength`` is read here (the guides arrive prepared); None means full
+        strength.
     present : array or Tensor or None
         ``(n_genes,)`` or ``(n_samples, n_genes)`` gene presence.
     progress : bool
@@ -181,8 +176,8 @@ def finetune(
     tuner = _Finetuner(
         model, values, torch.from_numpy(labels_np).to(values.device), present, config, seed
     )
-    resolved = _resolve_guides(guides)
-    hook = GuidedUpdate(tuner.optimizer, model, resolved, guide_strength) if resolved else None
+    strength = 1.0 if guidance is None else guidance.strength
+    hook = GuidedUpdate(tuner.optimizer, model, guides, strength) if guides else None
     try:
         return _run_epochs(tuner, labels_np, config, seed, progress)
     finally:
