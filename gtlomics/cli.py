@@ -196,6 +196,7 @@ def _build_and_save(args, out: Path, say) -> None:
     from dataclasses import asdict
 
     from gtlomics.corpus import CorpusSizes
+    from gtlomics.expression import ReadSettings
     from gtlomics.foundation import build_foundation, get_preset, record_build_timings
     from gtlomics.train.distributed import process_group_context
 
@@ -219,6 +220,7 @@ def _build_and_save(args, out: Path, say) -> None:
             distributed=args.distributed,
             batch_key=args.batch_key,
             sizes=CorpusSizes(**{k: v for k, v in sizes.items() if v is not None}),
+            reading=ReadSettings(layer=args.layer, gene_column=args.gene_column),
         )
     if not main_rank:
         return
@@ -241,11 +243,7 @@ def _build_preprocessing(args):
     from gtlomics.expression import PreprocessingConfig
     from gtlomics.foundation.build import DEFAULT_VALUE_ENCODING
 
-    return PreprocessingConfig(
-        layer=args.layer,
-        gene_column=args.gene_column,
-        value_encoding=args.value_encoding or DEFAULT_VALUE_ENCODING,
-    )
+    return PreprocessingConfig(value_encoding=args.value_encoding or DEFAULT_VALUE_ENCODING)
 
 
 def _check_build_paths(out: Path, args) -> None:

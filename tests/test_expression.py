@@ -15,6 +15,7 @@ from gtlomics.expression import (
     DuplicateGeneWarning,
     GeneVocab,
     PreprocessingConfig,
+    ReadSettings,
     prepare_expression,
     read_expression,
     strip_ensembl_version,
@@ -194,8 +195,12 @@ def test_input_scale_detects_and_refuses_contradictions():
 
 
 def test_config_round_trip_and_validation():
-    cfg = PreprocessingConfig(layer="counts", gene_column="sym", target_sum=1e4, min_overlap=0.8)
+    cfg = PreprocessingConfig(target_sum=1e4, min_overlap=0.8, value_encoding="rank")
     assert PreprocessingConfig.from_dict(cfg.to_dict()) == cfg
+    # saved before the reading settings moved to ReadSettings: they are dropped on load
+    assert (
+        PreprocessingConfig.from_dict({**cfg.to_dict(), "layer": None, "gene_column": "sym"}) == cfg
+    )
     with pytest.raises(ValueError, match="input_scale"):
         PreprocessingConfig(input_scale="tpm")
     with pytest.raises(ValueError, match="min_overlap"):
@@ -251,11 +256,11 @@ def test_chunks_from_disk_equal_one_big_call(tmp_path, synthetic_corpus, sparse_
     path = tmp_path / "corpus.h5ad"
     adata.write_h5ad(path)
     vocab = GeneVocab.from_list(adata.var_names[::2])
-    cfg = PreprocessingConfig(layer="counts")
-    whole = prepare_expression(adata, vocab, cfg)
+    cfg, reading = PreprocessingConfig(), ReadSettings(layer="counts")
+    whole = prepare_expression(adata, vocab, cfg, reading=reading)
     backed = ad.read_h5ad(path, backed="r")
     for source in (path, str(path), backed, adata):
-        chunks = list(iter_prepared_chunks(source, vocab, cfg, chunk_size=16))
+        chunks = list(iter_prepared_chunks(source, vocab, cfg, chunk_size=16, reading=reading))
         assert [(c.start, c.stop) for c in chunks] == [(0, 16), (16, 32), (32, 48), (48, 50)]
         stacked = np.vstack([c.expression.values for c in chunks])
         # bit for bit: every step is per sample (library size, log) or per gene, never a sum

@@ -17,7 +17,7 @@ from gtl_support import MICRO_PRESET, design, fewshot
 from gtlomics.classifier import GTLClassifier
 from gtlomics.cli import main
 from gtlomics.corpus import BatchStatistics, CorpusSizes, H5adCorpus
-from gtlomics.expression import GeneVocab, PreprocessingConfig, prepare_expression
+from gtlomics.expression import GeneVocab, PreprocessingConfig, ReadSettings, prepare_expression
 from gtlomics.foundation import Foundation, build_foundation
 
 build_module = importlib.import_module("gtlomics.foundation.build")
@@ -108,8 +108,8 @@ def test_csr_layer_and_gene_column_files_give_the_same_foundation(streamed, tmp_
     )
     moved.uns["synthetic"] = {"note": "synthetic"}
     path = _write(moved, tmp_path)
-    config = PreprocessingConfig(layer="counts", gene_column="gene_id")
-    rebuilt = _build(path, preprocessing=config, random_state=0)
+    reading = ReadSettings(layer="counts", gene_column="gene_id")
+    rebuilt = _build(path, reading=reading, random_state=0)
     assert _same_foundation(streamed, rebuilt)
     assert rebuilt.preprocessing == PreprocessingConfig(input_scale="counts")
 
@@ -183,13 +183,13 @@ FILE_ERRORS = {
     ),
     "layer": (
         lambda p: _corpus(40).write_h5ad(p),
-        {"preprocessing": PreprocessingConfig(layer="raw")},
+        {"reading": ReadSettings(layer="raw")},
         ValueError,
         "layer='raw' is not in",
     ),
     "gene column": (
         lambda p: _corpus(40).write_h5ad(p),
-        {"preprocessing": PreprocessingConfig(gene_column="symbol")},
+        {"reading": ReadSettings(gene_column="symbol")},
         ValueError,
         "gene_column='symbol' is not a var column",
     ),

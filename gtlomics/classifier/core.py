@@ -350,8 +350,7 @@ class GTLEstimatorCore(BaseEstimator):
         self, table: Table, foundation: Foundation | None
     ) -> tuple[GeneVocab, PreprocessingConfig]:
         if foundation is not None:
-            # the reader already applied the layer and gene column
-            return foundation.vocab, replace(foundation.preprocessing, layer=None, gene_column=None)
+            return foundation.vocab, foundation.preprocessing
         config = PreprocessingConfig(input_scale=self.input_scale)
         distinct = tuple(dict.fromkeys(strip_ensembl_version(table.gene_ids).tolist()))
         if self.n_genes >= len(distinct):  # every gene is kept: no ranking needed

@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from gtlomics.expression import ExpressionTable, read_expression
+from gtlomics.expression import ExpressionTable, ReadSettings, read_expression
 
 __all__ = [
     "MIN_CORPUS_SAMPLES",
     "H5adLayout",
-    "ReadSettings",
     "h5ad_n_rows",
     "inspect_h5ad",
     "iter_h5ad_tables",
@@ -34,15 +33,6 @@ __all__ = [
 MIN_CORPUS_SAMPLES = 8
 """Fewest samples a foundation is built from (pre-training holds some out, cousin tasks
 cluster them)."""
-
-
-@dataclass(frozen=True)
-class ReadSettings:
-    """Where an ``.h5ad`` keeps its values and gene ids: ``layers[layer]`` (``X`` when None) and
-    ``var[gene_column]`` (``var_names`` when None)."""
-
-    layer: str | None = None
-    gene_column: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from gtlomics.corpus.chunks import CorpusChunk
-from gtlomics.corpus.h5ad import ReadSettings, h5ad_n_rows, iter_h5ad_tables
+from gtlomics.corpus.h5ad import h5ad_n_rows, iter_h5ad_tables
 from gtlomics.corpus.standardize import BatchStatistics
 from gtlomics.expression import (
     ExpressionTable,
     GeneVocab,
     PreparedExpression,
     PreprocessingConfig,
+    ReadSettings,
     read_expression,
 )
 from gtlomics.expression.prepare import prepare_table
@@ -49,11 +50,12 @@ def iter_prepared_chunks(
     *,
     chunk_size: int = 4096,
     gene_ids: Any = None,
+    reading: ReadSettings | None = None,
 ) -> Iterator[PreparedChunk]:
     """Yield prepared blocks of at most ``chunk_size`` rows.
 
     An ``.h5ad`` path or a backed AnnData (``anndata.read_h5ad(path, backed="r")``) is read
-    slice by slice from disk (``.X`` or ``layers[config.layer]``, dense or CSR), so memory stays
+    slice by slice from disk (``.X`` or ``layers[reading.layer]``, dense or CSR), so memory stays
     near ``chunk_size × n_genes`` whatever the number of samples. In-memory AnnData, DataFrames
     and arrays are sliced the same way. ``input_scale="auto"`` is resolved on the first block and
     enforced on the rest; library sizes are per sample, so blocks equal one big
@@ -73,23 +75,23 @@ def iter_prepared_chunks(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
     config = config or PreprocessingConfig()
     scale = None
-    for start, table in _iter_tables(source, config, int(chunk_size), gene_ids):
+    reading = reading or ReadSettings()
+    for start, table in _iter_tables(source, reading, int(chunk_size), gene_ids):
         prepared = prepare_table(table, vocab, config, scale=scale, warn_duplicates=scale is None)
         scale = prepared.input_scale
         yield PreparedChunk(start, start + table.shape[0], prepared)
 
 
 def _iter_tables(
-    source: Any, config: PreprocessingConfig, chunk_size: int, gene_ids: Any
+    source: Any, reading: ReadSettings, chunk_size: int, gene_ids: Any
 ) -> Iterator[tuple[int, ExpressionTable]]:
-    reading = ReadSettings(config.layer, config.gene_column)
     if isinstance(source, str | os.PathLike):
         yield from iter_h5ad_tables(source, reading, chunk_size)
     elif is_anndata(source) and source.isbacked:
         yield from iter_h5ad_tables(source.filename, reading, chunk_size)
     else:
         table = read_expression(
-            source, layer=config.layer, gene_column=config.gene_column, gene_ids=gene_ids
+            source, layer=reading.layer, gene_column=reading.gene_column, gene_ids=gene_ids
         )
         for start in range(0, table.shape[0], chunk_size):
             rows = slice(start, start + chunk_size)
@@ -117,6 +119,7 @@ class H5adCorpus:
     chunk_size: int = 4096
     standardization: BatchStatistics | None = None
     batches: np.ndarray | None = None
+    reading: ReadSettings = field(default_factory=ReadSettings)
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -127,7 +130,7 @@ class H5adCorpus:
     @cached_property
     def n_samples(self) -> int:
         """Rows of the file (from its metadata)."""
-        return h5ad_n_rows(self.path, self.preprocessing.layer)
+        return h5ad_n_rows(self.path, self.reading.layer)
 
     @property
     def n_genes(self) -> int:
@@ -136,7 +139,11 @@ class H5adCorpus:
     def chunks(self) -> Iterator[CorpusChunk]:
         """Prepared (and, with ``standardization``, standardised) chunks in file order."""
         for chunk in iter_prepared_chunks(
-            self.path, self.vocab, self.preprocessing, chunk_size=self.chunk_size
+            self.path,
+            self.vocab,
+            self.preprocessing,
+            chunk_size=self.chunk_size,
+            reading=self.reading,
         ):
             values = chunk.expression.values
             if self.standardization is not None:
@@ -152,6 +159,7 @@ class H5adCorpus:
             str(stat.st_mtime_ns),
             ",".join(self.vocab.genes),
             repr(self.preprocessing),
+            repr(self.reading),
             str(self.chunk_size),
         ]
         if self.standardization is not None:

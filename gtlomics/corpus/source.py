@@ -27,7 +27,6 @@ from gtlomics.corpus.chunks import ArrayCorpus, ChunkedCorpus
 from gtlomics.corpus.h5ad import (
     MIN_CORPUS_SAMPLES,
     H5adLayout,
-    ReadSettings,
     inspect_h5ad,
     read_h5ad_obs_column,
     read_h5ad_rows,
@@ -38,6 +37,7 @@ from gtlomics.expression import (
     ExpressionTable,
     GeneVocab,
     PreprocessingConfig,
+    ReadSettings,
     prepare_expression,
     read_expression,
 )
@@ -135,7 +135,7 @@ class CorpusSource(Protocol):
 
 
 def open_corpus(
-    corpus: Any, preprocessing: PreprocessingConfig, batch_key: str | None = None
+    corpus: Any, reading: ReadSettings | None = None, batch_key: str | None = None
 ) -> InMemorySource | H5adSource:
     """The :class:`CorpusSource` of ``corpus``: a path or backed AnnData is read from disk in
     chunks, anything else (AnnData, DataFrame, ExpressionTable) in memory.
@@ -146,7 +146,7 @@ def open_corpus(
         A corpus that cannot be used: too few samples, bad values, a missing ``batch_key``
         column; an unreadable file (the message names it).
     """
-    reading = ReadSettings(preprocessing.layer, preprocessing.gene_column)
+    reading = reading or ReadSettings()
     if isinstance(corpus, str | os.PathLike):
         return H5adSource.open(corpus, reading, batch_key)
     if is_anndata(corpus) and corpus.isbacked:
@@ -260,13 +260,10 @@ class H5adSource:
         """The file as prepared chunks; the input scale is resolved on ``sample`` and enforced
         on every chunk. With study labels, one more pass computes each study's statistics."""
         on_sample = prepare_table(sample, vocab, preprocessing, warn_duplicates=False)
-        settings = replace(
-            preprocessing,
-            layer=self.layout.reading.layer,
-            gene_column=self.layout.reading.gene_column,
-            input_scale=on_sample.input_scale,
+        settings = replace(preprocessing, input_scale=on_sample.input_scale)
+        corpus = H5adCorpus(
+            self.layout.path, vocab, settings, chunk_size, reading=self.layout.reading
         )
-        corpus = H5adCorpus(self.layout.path, vocab, settings, chunk_size)
         if self.batches is not None:
             statistics = BatchStatistics.from_chunks(corpus, self.batches)
             corpus = replace(corpus, standardization=statistics, batches=self.batches)

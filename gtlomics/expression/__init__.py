@@ -3,7 +3,7 @@
 Numpy, pandas and scipy at import time; anndata, h5py and scanpy are imported only where used.
 """
 
-from gtlomics.expression.config import LOG_SCALE_MAX, PreprocessingConfig
+from gtlomics.expression.config import LOG_SCALE_MAX, PreprocessingConfig, ReadSettings
 from gtlomics.expression.ids import strip_ensembl_version
 from gtlomics.expression.prepare import (
     DuplicateGeneWarning,
@@ -21,6 +21,7 @@ __all__ = [
     "GeneVocab",
     "PreparedExpression",
     "PreprocessingConfig",
+    "ReadSettings",
     "check_overlap",
     "prepare_expression",
     "read_expression",

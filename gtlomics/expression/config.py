@@ -1,11 +1,12 @@
-"""Preprocessing settings shared by every entry point of the expression layer."""
+"""Settings shared by every entry point of the expression layer: where the values are
+(:class:`ReadSettings`) and how they are normalised (:class:`PreprocessingConfig`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["LOG_SCALE_MAX", "InputScale", "PreprocessingConfig", "ValueEncoding"]
+__all__ = ["LOG_SCALE_MAX", "InputScale", "PreprocessingConfig", "ReadSettings", "ValueEncoding"]
 
 InputScale = Literal["counts", "log1p", "real", "auto"]
 ValueEncoding = Literal["log", "rank"]
@@ -15,9 +16,16 @@ ValueEncoding = Literal["log", "rank"]
 LOG_SCALE_MAX = 30.0
 
 
+#: Keys a saved PreprocessingConfig held before the reading settings moved to ReadSettings.
+_READING_KEYS = ("layer", "gene_column")
+
+
 @dataclass(frozen=True)
-class PreprocessingConfig:
-    """How raw input becomes the log1p-normalised matrix the encoder sees.
+class ReadSettings:
+    """Where an AnnData (in memory or an ``.h5ad`` file) keeps its values and gene ids.
+
+    Reading settings belong to one input, not to a model: a foundation or fitted classifier
+    keeps its :class:`PreprocessingConfig` and none of these.
 
     Parameters
     ----------
@@ -25,6 +33,23 @@ class PreprocessingConfig:
         AnnData layer holding the values; ``None`` reads ``.X``.
     gene_column
         Column of ``adata.var`` holding gene ids; ``None`` uses ``var_names``.
+
+    Examples
+    --------
+    >>> ReadSettings(layer="counts").gene_column is None
+    True
+    """
+
+    layer: str | None = None
+    gene_column: str | None = None
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    """How raw input becomes the log1p-normalised matrix the encoder sees.
+
+    Parameters
+    ----------
     target_sum
         Library size every sample is scaled to before ``log1p``. The default ``1e6`` gives
         log1p-CPM, the scale on which logistic regression is the reference baseline for bulk
@@ -48,13 +73,11 @@ class PreprocessingConfig:
 
     Examples
     --------
-    >>> cfg = PreprocessingConfig(layer="counts")
+    >>> cfg = PreprocessingConfig(value_encoding="rank")
     >>> PreprocessingConfig.from_dict(cfg.to_dict()) == cfg
     True
     """
 
-    layer: str | None = None
-    gene_column: str | None = None
     target_sum: float = 1e6
     input_scale: InputScale = "auto"
     min_overlap: float = 0.5
@@ -81,7 +104,12 @@ class PreprocessingConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessingConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys are an error."""
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error.
+
+        ``layer`` and ``gene_column`` (written before they moved to :class:`ReadSettings`) are
+        dropped: they said how one input was read, not how values are normalised.
+        """
+        data = {key: value for key, value in data.items() if key not in _READING_KEYS}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gtlomics.expression.config import PreprocessingConfig
+from gtlomics.expression.config import PreprocessingConfig, ReadSettings
 from gtlomics.expression.scale import (
     DuplicateGeneWarning,
     Scale,
@@ -62,8 +62,10 @@ def prepare_expression(
     *,
     gene_ids: Any = None,
     sample_ids: Any = None,
+    reading: ReadSettings | None = None,
 ) -> PreparedExpression:
-    """Read ``X``, check it, normalise it and align it to ``vocab``.
+    """Read ``X`` (from ``reading``'s layer and gene column), check it, normalise it and align
+    it to ``vocab``.
 
     Counts are scaled to ``config.target_sum`` per sample (library size over *all* input genes)
     then ``log1p``-transformed; log1p input is used as given (see
@@ -80,6 +82,8 @@ def prepare_expression(
         Preprocessing settings; default :class:`PreprocessingConfig()`.
     gene_ids, sample_ids
         Ids for array input.
+    reading
+        Where an AnnData keeps its values and gene ids; default ``.X`` and ``var_names``.
 
     Returns
     -------
@@ -101,13 +105,14 @@ def prepare_expression(
     ([True, True, False], 2)
     """
     config = config or PreprocessingConfig()
+    reading = reading or ReadSettings()
     if isinstance(X, ExpressionTable):
         table = X
     else:
         table = read_expression(
             X,
-            layer=config.layer,
-            gene_column=config.gene_column,
+            layer=reading.layer,
+            gene_column=reading.gene_column,
             gene_ids=gene_ids,
             sample_ids=sample_ids,
         )

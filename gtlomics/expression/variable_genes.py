@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from gtlomics.expression.config import PreprocessingConfig
+from gtlomics.expression.config import PreprocessingConfig, ReadSettings
 from gtlomics.expression.scale import aligned_log1p, checked_scale, warn_repeated_genes
 from gtlomics.expression.table import read_expression
 
@@ -24,14 +24,16 @@ def most_variable_genes(
     gene_ids: Any = None,
     flavor: Flavor = "variance",
     batches: Any = None,
+    reading: ReadSettings | None = None,
 ) -> tuple[str, ...]:
     """Ids of the ``n_genes`` most variable genes, most variable first.
 
     See :meth:`GeneVocab.from_most_variable`. Every distinct gene id of the corpus is
     normalised as :func:`~gtlomics.expression.prepare_expression` would (duplicates summed).
     """
+    reading = reading or ReadSettings()
     table = read_expression(
-        X, layer=config.layer, gene_column=config.gene_column, gene_ids=gene_ids
+        X, layer=reading.layer, gene_column=reading.gene_column, gene_ids=gene_ids
     )
     resolved = checked_scale(table, config.input_scale)
     targets, distinct = pd.factorize(table.gene_ids)

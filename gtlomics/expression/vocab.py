@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gtlomics.expression.config import PreprocessingConfig
+from gtlomics.expression.config import PreprocessingConfig, ReadSettings
 from gtlomics.expression.ids import duplicated_ids, strip_ensembl_version
 from gtlomics.expression.variable_genes import most_variable_genes
 
@@ -75,6 +75,7 @@ class GeneVocab:
         gene_ids: Any = None,
         flavor: Literal["variance", "seurat"] = "variance",
         batches: Any = None,
+        reading: ReadSettings | None = None,
     ) -> GeneVocab:
         """Select the ``n_genes`` most variable genes of a corpus.
 
@@ -103,7 +104,7 @@ class GeneVocab:
         n_genes
             Vocabulary size.
         config
-            Preprocessing settings (layer, gene column, target sum, input scale).
+            Preprocessing settings (target sum, input scale, value encoding).
         gene_ids
             Gene ids of an array input.
         flavor
@@ -112,8 +113,11 @@ class GeneVocab:
             One study (batch) label per sample: ``"variance"`` is then the mean of the
             within-study variances, weighted by study size, so genes that only tell studies or
             tissues apart do not crowd out those that vary inside a study.
+        reading
+            Where an AnnData keeps its values and gene ids (:class:`ReadSettings`).
         """
         if int(n_genes) < 1:
             raise ValueError(f"n_genes must be >= 1, got {n_genes}.")
         config = config or PreprocessingConfig()
-        return cls(most_variable_genes(X, int(n_genes), config, gene_ids, flavor, batches))
+        genes = most_variable_genes(X, int(n_genes), config, gene_ids, flavor, batches, reading)
+        return cls(genes)

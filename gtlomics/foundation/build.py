@@ -45,7 +45,7 @@ from gtlomics.corpus import (
     open_corpus,
     read_rows,
 )
-from gtlomics.expression import ExpressionTable, GeneVocab, PreprocessingConfig
+from gtlomics.expression import ExpressionTable, GeneVocab, PreprocessingConfig, ReadSettings
 from gtlomics.foundation.presets import CousinTaskSettings, FoundationPreset, get_preset
 from gtlomics.foundation.record import Foundation, Provenance
 from gtlomics.foundation.timings import timed_phase
@@ -100,6 +100,7 @@ def build_foundation(
     distributed: bool = False,
     batch_key: str | None = None,
     sizes: CorpusSizes | None = None,
+    reading: ReadSettings | None = None,
 ) -> Foundation:
     """Build a :class:`Foundation` from an unlabelled expression corpus.
 
@@ -124,8 +125,8 @@ def build_foundation(
     cousin_tasks : CousinTaskSettings, optional
         PCA / UMAP / KMeans settings; scaled down for small corpora (or subsamples).
     preprocessing : PreprocessingConfig, optional
-        How the corpus is read and normalised (the foundation keeps it, with the resolved input
-        scale and without ``layer`` / ``gene_column``, for its users). Default:
+        How the corpus is normalised (the foundation keeps it, with the resolved input scale,
+        for its users). Default:
         ``PreprocessingConfig(value_encoding=DEFAULT_VALUE_ENCODING)`` (log values).
     corpus_description : str, optional
         Recorded in the provenance (default: the corpus's shape, or the file's name).
@@ -161,6 +162,9 @@ def build_foundation(
         Row counts that bound memory: ``chunk_size`` (rows of a file read at a time),
         ``n_subsample`` (rows clustered for cousin tasks, any corpus), ``vocab_sample`` (rows of
         a file the vocabulary is chosen on), ``max_holdout`` (held-out rows of a file).
+    reading : ReadSettings, optional
+        Where the corpus keeps its values (``layer``) and gene ids (``gene_column``); default
+        ``X`` and ``var_names``.
 
     Returns
     -------
@@ -181,8 +185,7 @@ def build_foundation(
     _check_n_scouts(plan.n_scouts)
     sizes = sizes or CorpusSizes()
     preprocessing = preprocessing or PreprocessingConfig(value_encoding=DEFAULT_VALUE_ENCODING)
-    source = open_corpus(corpus, preprocessing, batch_key)
-    plain = replace(preprocessing, layer=None, gene_column=None)
+    source = open_corpus(corpus, reading, batch_key)
     seeds = _seeds(random_state, 6)
     encoder_seed, pretrain_seed, task_seed, head_seed, scout_seed, vocab_seed = seeds
     checkpoints = _checkpoints(checkpoint_dir, checkpoint_every)
@@ -190,8 +193,8 @@ def build_foundation(
         sample, sample_batches = source.vocab_sample(
             sizes.vocab_sample, vocab_seed, sizes.chunk_size
         )
-        vocab = _choose_vocab(sample, plan.n_genes, plain, sample_batches)
-        prepared = source.prepare(vocab, plain, sample, sizes.chunk_size)
+        vocab = _choose_vocab(sample, plan.n_genes, preprocessing, sample_batches)
+        prepared = source.prepare(vocab, preprocessing, sample, sizes.chunk_size)
         # Cousin tasks need only the corpus: drawn first, a corpus they cannot use (identical
         # samples, too few clusters) fails in seconds, not after hours of pre-training.
         with timed_phase("tasks"):
@@ -199,7 +202,7 @@ def build_foundation(
                 lambda: _draw_cousin_tasks(prepared.chunks, plan, sizes, task_seed, context),
                 context,
             )
-    plain = replace(plain, input_scale=prepared.input_scale)
+    preprocessing = replace(preprocessing, input_scale=prepared.input_scale)
     if batch_key is not None:
         plan = replace(plan, pretrain=replace(plan.pretrain, standardize_inputs=False))
     enc_config = _encoder_config(encoder, plan, len(vocab))
@@ -250,7 +253,7 @@ def build_foundation(
     )
     return Foundation(
         vocab=vocab,
-        preprocessing=plain,
+        preprocessing=preprocessing,
         encoder_config=enc_config,
         encoder_state=_cpu_state(model),
         head_init=_cpu_state(head),
