@@ -130,8 +130,6 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
     n_features_in_ : int
         Number of input features (genes) seen in ``fit``.
     feature_names_in_ : ndarray of str
@@ -227,7 +225,9 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
         """
         return self._fit(X, y)
 
-    classes_ = fitted_attribute("task.classes", "Class labels, in ``predict_proba``'s order.")
+    classes_ = fitted_attribute(
+        "task.classes", "ndarray of shape (n_classes,): class labels, in ``predict_proba``'s order."
+    )
 
     def _foundation_model(self, start: FitStart, seed: int) -> GTLModel:
         """The foundation's model; its head starts from the scouts' when the widths agree."""

@@ -10,7 +10,7 @@
 
 from gtlomics.corpus.chunks import ArrayCorpus, ChunkedCorpus, CorpusChunk, read_rows
 from gtlomics.corpus.cousins import SubsampledCousinTasks, assign_to_centroids, subsample_rows
-from gtlomics.corpus.h5ad import MIN_CORPUS_SAMPLES, H5adLayout, ReadSettings, inspect_h5ad
+from gtlomics.corpus.h5ad import MIN_CORPUS_SAMPLES, H5adLayout, inspect_h5ad
 from gtlomics.corpus.prepared import H5adCorpus, PreparedChunk, iter_prepared_chunks
 from gtlomics.corpus.source import (
     CorpusSizes,
@@ -37,7 +37,6 @@ __all__ = [
     "InMemorySource",
     "PreparedChunk",
     "PreparedCorpus",
-    "ReadSettings",
     "SubsampledCousinTasks",
     "assign_to_centroids",
     "inspect_h5ad",

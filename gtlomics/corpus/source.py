@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Protocol
 
@@ -130,13 +130,12 @@ class CorpusSource(Protocol):
         chunk_size: int,
     ) -> PreparedCorpus: ...
 
-    @contextmanager
-    def naming_errors(self) -> Iterator[None]: ...
+    def naming_errors(self) -> AbstractContextManager[None]: ...
 
 
 def open_corpus(
     corpus: Any, reading: ReadSettings | None = None, batch_key: str | None = None
-) -> InMemorySource | H5adSource:
+) -> CorpusSource:
     """The :class:`CorpusSource` of ``corpus``: a path or backed AnnData is read from disk in
     chunks, anything else (AnnData, DataFrame, ExpressionTable) in memory.
 
