@@ -60,9 +60,10 @@ _KEY_SCHEMA = 1  # bump when what a build produces changes without a version bum
 
 #: Sizes of an auto build: fewer tokens (256 genes), one encoder layer and 8 scouts of 16 steps
 #: instead of the "small" preset with ``n_genes=2048``. Measured on OSD-758 (35 samples × 56,748
-#: genes, 2 busy CPU cores), a first ``GTLClassifier().fit`` took 82 s (55 s of CPU), 39 s of it
-#: the build; the "small" preset at 2,048 tokens had not finished after 15 minutes. The token
-#: count also sets the cost of every later fine-tuning (27 s there).
+#: genes), a first ``GTLClassifier().fit`` with empty foundation and numba caches took 26-34 s
+#: wall (32-38 s of CPU) on 2 cores at load 1.4, and 82 s (55 s of CPU) at load 6-8; the "small"
+#: preset at 2,048 tokens had not finished after 15 minutes. The token count also sets the cost
+#: of every later fine-tuning.
 AUTO_PRESET = FoundationPreset(
     n_genes=256,
     d_model=32,
