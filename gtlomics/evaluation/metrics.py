@@ -1,11 +1,10 @@
-"""Scores of one set of predictions: AUROC, balanced accuracy, accuracy, log-loss for classes;
-R², mean absolute error and Spearman correlation for continuous targets.
+"""Scores of one set of predictions: AUROC, balanced accuracy, accuracy, log-loss of classes;
+R², mean absolute error, Spearman of continuous targets.
 
 Undefined scores are NaN rather than warnings: AUROC needs both classes in the test set (a
-leave-one-out fold has one sample; pool the folds instead) and log-loss needs probabilities; R²
-needs at least two test samples with different targets and Spearman needs two distinct values on
-both sides (a constant prediction has no rank order, which is itself worth seeing: pool the folds,
-or look at the prediction spread).
+leave-one-out fold has one sample; pool the folds instead), log-loss needs probabilities, R² two
+different targets, Spearman two distinct values on both sides (a constant prediction has no rank
+order, which is itself worth seeing).
 """
 
 from __future__ import annotations
@@ -16,13 +15,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import log_loss, roc_auc_score
 
-__all__ = [
-    "METRICS",
-    "REGRESSION_METRICS",
-    "Predictions",
-    "score_predictions",
-    "score_regression",
-]
+__all__ = ["METRICS", "REGRESSION_METRICS", "Predictions", "score_predictions", "score_regression"]
 
 METRICS: tuple[str, ...] = ("auroc", "balanced_accuracy", "accuracy", "log_loss")
 REGRESSION_METRICS: tuple[str, ...] = ("r2", "mae", "spearman")

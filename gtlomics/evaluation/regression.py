@@ -20,7 +20,7 @@ import pandas as pd
 from gtlomics.evaluation.arms import Arm
 from gtlomics.evaluation.metrics import REGRESSION_METRICS, score_regression
 from gtlomics.evaluation.protocols import Protocol
-from gtlomics.evaluation.runner import TaskKind, check_inputs, run_folds
+from gtlomics.evaluation.runner import TaskKind, run_folds
 
 SELECTION_NOTE = (
     "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
@@ -112,13 +112,15 @@ def evaluate_regression(
     except (TypeError, ValueError) as error:
         message = "Regression targets must be numbers; for class labels use evaluate()."
         raise ValueError(message) from error
-    check_inputs(arms, X, y, groups, protocol)
     if not np.isfinite(y).all():
         raise ValueError("Regression targets must be finite; drop or impute NaN and inf first.")
-    folds = run_folds(REGRESSION, arms, X, y, groups, protocol, n_repeats, random_state, progress)
+    task = TaskKind(REGRESSION_METRICS, _regress)
+    scores, predictions, _ = run_folds(
+        task, arms, X, y, groups, protocol, n_repeats, random_state, progress
+    )
     return RegressionResult(
-        scores=folds.scores,
-        predictions=folds.predictions,
+        scores=scores,
+        predictions=predictions,
         protocol=protocol.name,
         arms=tuple((arm.name, arm.kind, arm.description) for arm in arms),
         random_state=int(random_state),
@@ -128,9 +130,6 @@ def evaluate_regression(
 def _regress(estimator, X_test, y_test: np.ndarray) -> tuple[dict[str, float], pd.DataFrame]:
     y_pred = np.asarray(estimator.predict(X_test), dtype=float)
     return score_regression(y_test, y_pred), pd.DataFrame({"y_true": y_test, "y_pred": y_pred})
-
-
-REGRESSION = TaskKind(REGRESSION_METRICS, _regress)
 
 
 def pooled_regression_scores(result: RegressionResult) -> pd.DataFrame:

@@ -25,17 +25,7 @@ from gtlomics.evaluation.history import TrainingHistory, history_frame
 from gtlomics.evaluation.metrics import METRICS, Predictions, score_predictions
 from gtlomics.evaluation.protocols import Protocol, Split
 
-__all__ = [
-    "CLASSIFICATION",
-    "EvaluationResult",
-    "FoldOutputs",
-    "TaskKind",
-    "check_inputs",
-    "evaluate",
-    "run_folds",
-    "sample_ids",
-    "take_rows",
-]
+__all__ = ["EvaluationResult", "TaskKind", "evaluate", "run_folds", "sample_ids", "take_rows"]
 
 SELECTION_NOTE = (
     "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
@@ -130,16 +120,16 @@ def evaluate(
     2
     """
     y = np.asarray(y)
-    check_inputs(arms, X, y, groups, protocol)
     if len(np.unique(y)) < 2:
         raise ValueError("y has a single class; a classifier needs at least two.")
-    folds = run_folds(
-        CLASSIFICATION, arms, X, y, groups, protocol, n_repeats, random_state, progress
+    task = TaskKind(METRICS, _classify)
+    scores, predictions, histories = run_folds(
+        task, arms, X, y, groups, protocol, n_repeats, random_state, progress
     )
     return EvaluationResult(
-        scores=folds.scores,
-        predictions=folds.predictions.drop(columns="held_out"),
-        histories=folds.histories,
+        scores=scores,
+        predictions=predictions.drop(columns="held_out"),
+        histories=histories,
         classes=np.unique(y),
         protocol=protocol.name,
         arms=tuple((arm.name, arm.kind, arm.description) for arm in arms),
@@ -149,28 +139,11 @@ def evaluate(
 
 @dataclass(frozen=True)
 class TaskKind:
-    """What a kind of task (classification, regression) changes in the fold loop.
-
-    Attributes
-    ----------
-    metrics
-        Metric columns of the scores table, in order.
-    predict
-        ``predict(fitted estimator, X_test, y_test) -> (metrics, frame)``: the scores of the test
-        fold and one row per test sample (``y_true``, ``y_pred``, …).
-    """
+    """What a kind of task changes in the fold loop: its metric columns, in order, and
+    ``predict(fitted estimator, X_test, y_test) -> (metrics, one row per test sample)``."""
 
     metrics: tuple[str, ...]
     predict: Callable[[Any, Any, np.ndarray], tuple[dict[str, float], pd.DataFrame]]
-
-
-@dataclass(frozen=True)
-class FoldOutputs:
-    """The tables of :func:`run_folds`: scores, predictions (with ``held_out``), histories."""
-
-    scores: pd.DataFrame
-    predictions: pd.DataFrame
-    histories: list[TrainingHistory]
 
 
 def run_folds(
@@ -178,25 +151,18 @@ def run_folds(
     arms: Sequence[Arm],
     X,
     y: np.ndarray,
-    groups: np.ndarray | None,
+    groups,
     protocol: Protocol,
     n_repeats: int,
     random_state: int,
     progress: bool,
-) -> FoldOutputs:
-    """Fit and score every arm on every (repeat, fold) of the plan: the one fold loop.
+) -> tuple[pd.DataFrame, pd.DataFrame, list[TrainingHistory]]:
+    """The one fold loop: check the inputs, fit and score every arm on every (repeat, fold).
 
-    Parameters
-    ----------
-    task
-        How to predict and score a test fold.
-    arms, X, y, groups, protocol, n_repeats, random_state, progress
-        As for :func:`evaluate` (inputs already checked).
-
-    Returns
-    -------
-    FoldOutputs
+    Parameters are those of :func:`evaluate`. Returns the scores, the predictions (with
+    ``held_out``) and the training histories.
     """
+    _check_inputs(arms, X, y, groups, protocol)
     groups = None if groups is None else np.asarray(groups)
     ids = sample_ids(X)
     scores, predictions, histories = [], [], []
@@ -209,16 +175,14 @@ def run_folds(
             )
             keys = {"arm": arm.name, "repeat": repeat, "fold": split.fold}
             scores.append({**keys, "kind": arm.kind, "held_out": split.held_out, **record})
-            frame = frame.assign(**keys, held_out=split.held_out, sample=ids[split.test])
-            predictions.append(frame)
+            predictions.append(
+                frame.assign(**keys, held_out=split.held_out, sample=ids[split.test])
+            )
             if history is not None:
                 histories.append(TrainingHistory(arm.name, repeat, split.fold, history))
     front = ["arm", "kind", "repeat", "fold", "held_out", "seed", "n_train", "n_test"]
-    return FoldOutputs(
-        scores=pd.DataFrame(scores)[front + list(task.metrics) + ["fit_seconds"]],
-        predictions=pd.concat(predictions, ignore_index=True),
-        histories=histories,
-    )
+    scores = pd.DataFrame(scores)[front + list(task.metrics) + ["fit_seconds"]]
+    return scores, pd.concat(predictions, ignore_index=True), histories
 
 
 def fold_plan(
@@ -298,11 +262,7 @@ def _prediction_frame(predictions: Predictions) -> pd.DataFrame:
     return frame
 
 
-CLASSIFICATION = TaskKind(METRICS, _classify)
-
-
-def check_inputs(arms: Sequence[Arm], X, y: np.ndarray, groups, protocol: Protocol) -> None:
-    """Checks shared by every runner: unique arm names, one target and group per sample."""
+def _check_inputs(arms: Sequence[Arm], X, y: np.ndarray, groups, protocol: Protocol) -> None:
     names = [arm.name for arm in arms]
     if not names:
         raise ValueError("No arms to evaluate; pass at least one Arm.")
