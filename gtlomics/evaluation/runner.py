@@ -139,8 +139,16 @@ def evaluate(
 
 @dataclass(frozen=True)
 class TaskKind:
-    """What a kind of task changes in the fold loop: its metric columns, in order, and
-    ``predict(fitted estimator, X_test, y_test) -> (metrics, one row per test sample)``."""
+    """What a kind of task (classification, regression) changes in the fold loop.
+
+    Attributes
+    ----------
+    metrics
+        Metric columns of the scores table, in order.
+    predict
+        ``predict(fitted, X_test, y_test) -> (metrics, frame)``: the fold's scores and one row per
+        test sample (``y_true``, ``y_pred``, ...).
+    """
 
     metrics: tuple[str, ...]
     predict: Callable[[Any, Any, np.ndarray], tuple[dict[str, float], pd.DataFrame]]
