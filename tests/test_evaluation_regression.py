@@ -8,6 +8,8 @@ import pytest
 from gtlomics.evaluation import (
     KFoldCV,
     LeaveOneGroupOut,
+    baseline_arms,
+    evaluate,
     evaluate_regression,
     make_protocol,
     make_regression_baseline,
@@ -92,3 +94,16 @@ def test_labels_are_refused_with_a_pointer_to_evaluate():
         evaluate_regression(
             regression_arms(["ridge"]), X, np.array(["a", "b"] * 3), protocol=KFoldCV(2)
         )
+
+
+def test_classification_and_regression_run_the_same_folds_with_the_same_seeds():
+    X, y = _counts_with_planted_target(12)
+    labels = np.where(y > np.median(y), "high", "low")
+    options = {"protocol": KFoldCV(3), "n_repeats": 2, "random_state": 5, "progress": False}
+    regression = evaluate_regression(regression_arms(["ridge"]), X, y, **options)
+    classification = evaluate(baseline_arms(["knn"]), X, labels, **options)
+    columns = ["repeat", "fold", "seed", "n_train", "n_test"]
+    assert regression.scores[columns].equals(classification.scores[columns])
+    samples = [result.predictions["sample"].tolist() for result in (regression, classification)]
+    assert samples[0] == samples[1]
+    assert "held_out" in regression.predictions and "held_out" not in classification.predictions

@@ -36,7 +36,7 @@ from gtlomics.datasets.download import (
 )
 from gtlomics.datasets.errors import DataFormatError, DownloadError, NoCountsTableError
 from gtlomics.datasets.gene_ids import strip_ensembl_version
-from gtlomics.datasets.isa import arm_from_sample_name, check_arms, read_study_table
+from gtlomics.datasets.isa import ARM_NAMES, arm_from_sample_name, check_arms, read_study_table
 from gtlomics.datasets.tables import (
     COMPRESSION_SUFFIXES,
     compression_of,
@@ -326,12 +326,7 @@ def _sample_obs(
             f"{study.path}: no 'Factor Value[Spaceflight]' column; cannot label the spaceflight arm"
         )
     check_arms(sample_ids, obs["spaceflight"], source=str(study.path), on_mismatch=on_mismatch)
-    arm_of = {
-        "space flight": "FLT",
-        "ground control": "GC",
-        "basal control": "BSL",
-        "vivarium control": "VIV",
-    }
+    arm_of = {name.lower(): token for token, name in ARM_NAMES.items()}
     obs.insert(0, "arm", [arm_of.get(v.lower(), v) for v in obs["spaceflight"]])
     obs.insert(1, "name_arm", name_arm)
     return obs

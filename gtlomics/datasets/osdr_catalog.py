@@ -12,6 +12,7 @@ import os
 import pandas as pd
 
 from gtlomics.datasets.errors import DataFormatError
+from gtlomics.datasets.tables import read_delimited_frame
 
 __all__ = ["list_osdr_studies"]
 
@@ -67,10 +68,7 @@ def list_osdr_studies(
 
 
 def _read_catalog(path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataFormatError(f"{path}: cannot read the catalogue ({exc})") from exc
+    frame = read_delimited_frame(path, sep="\t")
     missing = sorted(set(_COLUMNS.values()) - set(frame.columns))
     if missing:
         raise DataFormatError(

@@ -46,7 +46,13 @@ from gtlomics.evaluation.compare import (
 from gtlomics.evaluation.experiment import ExperimentOutcome, ExperimentSpec, run_experiment
 from gtlomics.evaluation.features import LogCPM, MostVariableGenes
 from gtlomics.evaluation.history import TrainingHistory
-from gtlomics.evaluation.metrics import METRICS, Predictions, score_predictions
+from gtlomics.evaluation.metrics import (
+    METRICS,
+    REGRESSION_METRICS,
+    Predictions,
+    score_predictions,
+    score_regression,
+)
 from gtlomics.evaluation.protocols import (
     CrossDataset,
     KFoldCV,
@@ -65,7 +71,6 @@ from gtlomics.evaluation.regression import (
     regression_summary_markdown,
     write_regression_report,
 )
-from gtlomics.evaluation.regression_metrics import REGRESSION_METRICS, score_regression
 from gtlomics.evaluation.report import Report, summary_markdown, write_report
 from gtlomics.evaluation.runner import EvaluationResult, evaluate
 

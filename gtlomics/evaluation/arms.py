@@ -48,6 +48,7 @@ CONTROL_ARM_NAMES: tuple[str, ...] = ("probe", "gtl_shuffled", "gtl_constant")
 """The linear probe alone and GTL with shuffled or constant guides (the guides' controls)."""
 
 ArmKind = Literal["baseline", "neural"]
+Task = Literal["classification", "regression"]
 
 
 @dataclass(frozen=True)
@@ -91,42 +92,53 @@ class Arm:
 
 
 def baseline_arms(
-    names: Sequence[str] = BASELINE_NAMES, config: BaselineConfig = DEFAULT_BASELINE
+    names: Sequence[str] = BASELINE_NAMES,
+    config: BaselineConfig = DEFAULT_BASELINE,
+    *,
+    task: Task = "classification",
 ) -> list[Arm]:
-    """The classical baselines on log-CPM of the ``config.n_genes`` most variable genes."""
+    """The classical baselines on log-CPM of the ``config.n_genes`` most variable genes.
+
+    Parameters
+    ----------
+    names
+        :data:`BASELINE_NAMES` and :data:`ENCODING_BASELINE_NAMES`, or for ``task="regression"``
+        :data:`~gtlomics.evaluation.baselines.REGRESSION_BASELINE_NAMES`.
+    config
+        Settings of the pipelines.
+    task
+        ``"classification"`` (:func:`make_baseline`) or ``"regression"``
+        (:func:`make_regression_baseline`).
+    """
+    forest = f"random forest, {config.n_trees} trees"
     descriptions = {
         "logreg": "logistic regression, C by inner CV",
         "linear_svm": "linear SVM, C=1",
-        "random_forest": f"random forest, {config.n_trees} trees",
+        "random_forest": forest,
         "knn": f"k-NN, k={config.n_neighbors}",
         "logreg_rank": "logistic regression, C by inner CV",
     }
+    make = make_baseline
+    if task == "regression":
+        descriptions = {"ridge": "ridge regression, alpha by inner CV", "random_forest": forest}
+        make = make_regression_baseline
     arms = []
     for name in names:
         if name not in descriptions:
-            known = [*BASELINE_NAMES, *ENCODING_BASELINE_NAMES]
-            raise ValueError(f"Unknown baseline {name!r}; choose from {known}.")
+            raise ValueError(f"Unknown baseline {name!r}; choose from {list(descriptions)}.")
         inputs = "rank normal scores" if name == "logreg_rank" else "log-CPM"
         description = f"{descriptions[name]} on {inputs}, top {config.n_genes} variable genes"
-        factory = partial(_build_baseline, name, config)
-        arms.append(Arm(name, factory, "baseline", description, threads=1))
+        arms.append(Arm(name, partial(make, name, config), "baseline", description, threads=1))
     return arms
 
 
-def _build_baseline(name: str, config: BaselineConfig, seed: int) -> BaseEstimator:
-    return make_baseline(name, config, seed)
+def _build_gtl(
+    params: Mapping[str, Any], seed: int, task: Task = "classification"
+) -> BaseEstimator:
+    from gtlomics.classifier import GTLClassifier, GTLRegressor  # lazy: torch is heavy
 
-
-def _build_gtl(params: Mapping[str, Any], seed: int) -> BaseEstimator:
-    from gtlomics.classifier import GTLClassifier  # lazy: torch is heavy
-
-    return GTLClassifier(**dict(params), random_state=seed)
-
-
-def _build_gtl_regressor(params: Mapping[str, Any], seed: int) -> BaseEstimator:
-    from gtlomics.classifier import GTLRegressor  # lazy: torch is heavy
-
-    return GTLRegressor(**dict(params), random_state=seed)
+    model = GTLRegressor if task == "regression" else GTLClassifier
+    return model(**dict(params), random_state=seed)
 
 
 _PROBE_MODELS = {
@@ -140,7 +152,7 @@ def gtl_arms(
     *,
     names: Sequence[str] = GTL_ARM_NAMES,
     params: Mapping[str, Any] | None = None,
-    task: str = "classification",
+    task: Task = "classification",
 ) -> list[Arm]:
     """The three ``GTLClassifier`` arms of the reference experiment.
 
@@ -192,8 +204,7 @@ def gtl_arms(
         if name not in settings:
             raise ValueError(f"Unknown GTL arm {name!r}; choose from {list(settings)}.")
         own, description = settings[name]
-        build = _build_gtl_regressor if task == "regression" else _build_gtl
-        factory = partial(build, {**shared, **own})
+        factory = partial(_build_gtl, {**shared, **own}, task=task)
         arms.append(Arm(name, factory, "neural", description, threads=1))
     return arms
 
@@ -289,36 +300,47 @@ def build_arms(
     foundation: Any = None,
     baseline: BaselineConfig = DEFAULT_BASELINE,
     gtl_params: Mapping[str, Any] | None = None,
+    task: Task = "classification",
 ) -> list[Arm]:
     """Arms by name, in the order given: baselines, GTL arms and guide-normalisation ablations.
 
     Parameters
     ----------
     names
-        Any of :data:`BASELINE_NAMES`, :data:`GTL_ARM_NAMES`, :data:`CONTROL_ARM_NAMES` and
-        :data:`ABLATION_NAMES`.
+        Any of :data:`BASELINE_NAMES`, :data:`ENCODING_BASELINE_NAMES`, :data:`GTL_ARM_NAMES`,
+        :data:`CONTROL_ARM_NAMES` and :data:`ABLATION_NAMES`; for ``task="regression"``,
+        :data:`~gtlomics.evaluation.baselines.REGRESSION_BASELINE_NAMES`, :data:`GTL_ARM_NAMES`
+        and :data:`CONTROL_ARM_NAMES` (as ``GTLRegressor`` arms).
     foundation
-        ``Foundation`` or directory; required by ``pretrained``, ``gtl`` and the ablations.
+        ``Foundation`` or directory; required by every neural arm but ``scratch``.
     baseline
         Settings of the baseline pipelines.
     gtl_params
-        Extra ``GTLClassifier`` parameters of the neural arms.
+        Extra ``GTLClassifier`` (``GTLRegressor``) parameters of the neural arms.
+    task
+        ``"classification"`` or ``"regression"``.
     """
-    classical = (*BASELINE_NAMES, *ENCODING_BASELINE_NAMES)
-    known = (*classical, *GTL_ARM_NAMES, *CONTROL_ARM_NAMES, *ABLATION_NAMES)
+    regression = task == "regression"
+    classical = (
+        REGRESSION_BASELINE_NAMES if regression else BASELINE_NAMES + ENCODING_BASELINE_NAMES
+    )
+    neural = (*GTL_ARM_NAMES, *CONTROL_ARM_NAMES)
+    ablations = () if regression else ABLATION_NAMES
+    known = (*classical, *neural, *ablations)
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise ValueError(f"Unknown arms {unknown}; choose from {list(known)}.")
+        kind = "regression arms" if regression else "arms"
+        raise ValueError(f"Unknown {kind} {unknown}; choose from {list(known)}.")
     needs_foundation = [n for n in names if n not in classical and n != "scratch"]
     if needs_foundation and foundation is None:
         raise ValueError(
             f"Arms {needs_foundation} need a foundation; pass one (build it with "
             "`gtlomics foundation build`) or drop those arms."
         )
-    pool = baseline_arms([n for n in names if n in classical], baseline)
-    neural = (*GTL_ARM_NAMES, *CONTROL_ARM_NAMES)
-    pool += gtl_arms(foundation, names=[n for n in names if n in neural], params=gtl_params)
-    if any(name in ABLATION_NAMES for name in names):
+    pool = baseline_arms([n for n in names if n in classical], baseline, task=task)
+    wanted = [n for n in names if n in neural]
+    pool += gtl_arms(foundation, names=wanted, params=gtl_params, task=task)
+    if any(name in ablations for name in names):
         pool += guide_mode_arms(foundation, params=gtl_params)
     return select_arms(pool, names)
 
@@ -330,55 +352,12 @@ def regression_arms(
     baseline: BaselineConfig = DEFAULT_BASELINE,
     gtl_params: Mapping[str, Any] | None = None,
 ) -> list[Arm]:
-    """Arms of a regression comparison by name, in the order given.
-
-    Parameters
-    ----------
-    names
-        Any of :data:`~gtlomics.evaluation.baselines.REGRESSION_BASELINE_NAMES` (``ridge``,
-        ``random_forest``), :data:`GTL_ARM_NAMES` and :data:`CONTROL_ARM_NAMES` (as
-        ``GTLRegressor`` arms).
-    foundation
-        ``Foundation`` or directory; required by every neural arm but ``scratch``.
-    baseline
-        Settings of the baseline pipelines.
-    gtl_params
-        Extra ``GTLRegressor`` parameters of the neural arms.
+    """Arms of a regression comparison by name: :func:`build_arms` with ``task="regression"``.
 
     Examples
     --------
     >>> [arm.name for arm in regression_arms(["ridge", "random_forest"])]
     ['ridge', 'random_forest']
     """
-    neural = (*GTL_ARM_NAMES, *CONTROL_ARM_NAMES)
-    unknown = [n for n in names if n not in (*REGRESSION_BASELINE_NAMES, *neural)]
-    if unknown:
-        raise ValueError(
-            f"Unknown regression arms {unknown}; choose from "
-            f"{[*REGRESSION_BASELINE_NAMES, *neural]}."
-        )
-    needs_foundation = [n for n in names if n in neural and n != "scratch"]
-    if needs_foundation and foundation is None:
-        raise ValueError(f"Arms {needs_foundation} need a foundation; pass one or drop them.")
-    descriptions = {
-        "ridge": "ridge regression, alpha by inner CV",
-        "random_forest": f"random forest, {baseline.n_trees} trees",
-    }
-    pool = [
-        Arm(
-            name,
-            partial(make_regression_baseline, name, baseline),
-            "baseline",
-            f"{descriptions[name]} on log-CPM, top {baseline.n_genes} variable genes",
-            threads=1,
-        )
-        for name in names
-        if name in REGRESSION_BASELINE_NAMES
-    ]
-    pool += gtl_arms(
-        foundation,
-        names=[n for n in names if n in neural],
-        params=gtl_params,
-        task="regression",
-    )
-    return select_arms(pool, names)
+    options = {"foundation": foundation, "baseline": baseline, "gtl_params": gtl_params}
+    return build_arms(names, **options, task="regression")

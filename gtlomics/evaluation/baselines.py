@@ -111,14 +111,13 @@ def make_baseline(name: str, config: BaselineConfig = DEFAULT_BASELINE, seed: in
         name = "logreg"
     else:
         encoding = ("log_cpm", LogCPM(layer=config.layer))
-    return Pipeline(
-        [
-            encoding,
-            ("genes", MostVariableGenes(n_genes=config.n_genes)),
-            ("scale", StandardScaler()),
-            ("classifier", _classifier(name, config, seed)),
-        ]
-    )
+    return _pipeline(encoding, config, ("classifier", _classifier(name, config, seed)))
+
+
+def _pipeline(encoding: tuple, config: BaselineConfig, model: tuple) -> Pipeline:
+    """``encoding → MostVariableGenes → StandardScaler → model`` (named steps)."""
+    genes = MostVariableGenes(n_genes=config.n_genes)
+    return Pipeline([encoding, ("genes", genes), ("scale", StandardScaler()), model])
 
 
 def _regressor(name: str, config: BaselineConfig, seed: int) -> BaseEstimator:
@@ -156,14 +155,8 @@ def make_regression_baseline(
     >>> make_regression_baseline("ridge").fit(X, np.arange(12.0)).predict(X).shape
     (12,)
     """
-    return Pipeline(
-        [
-            ("log_cpm", LogCPM(layer=config.layer)),
-            ("genes", MostVariableGenes(n_genes=config.n_genes)),
-            ("scale", StandardScaler()),
-            ("regressor", _regressor(name, config, seed)),
-        ]
-    )
+    encoding = ("log_cpm", LogCPM(layer=config.layer))
+    return _pipeline(encoding, config, ("regressor", _regressor(name, config, seed)))
 
 
 class _SmallKNN(ClassifierMixin, BaseEstimator):

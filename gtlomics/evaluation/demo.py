@@ -15,12 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from gtlomics.evaluation.arms import BASELINE_NAMES, GTL_ARM_NAMES, build_arms
 from gtlomics.evaluation.baselines import BaselineConfig
-from gtlomics.evaluation.cousin_map import cousin_task_map
-from gtlomics.evaluation.protocols import StratifiedKFoldCV
-from gtlomics.evaluation.report import Report, write_report
-from gtlomics.evaluation.runner import EvaluationResult, evaluate
+from gtlomics.evaluation.experiment import ExperimentSpec, run_experiment
+from gtlomics.evaluation.report import Report
+from gtlomics.evaluation.runner import EvaluationResult
 
 __all__ = ["REAL_DATA_HINT", "SYNTHETIC_BANNER", "DemoConfig", "DemoOutcome", "run_demo"]
 
@@ -138,34 +136,21 @@ def run_demo(
     say("Building a small foundation (pre-training, cousin tasks, scouts)...")
     foundation = _build_foundation(config, corpus, build_seed, progress)
     foundation_dir = foundation.save(out_dir / "foundation", overwrite=True)
-    arms = build_arms(
-        [*BASELINE_NAMES, *GTL_ARM_NAMES],
-        foundation=foundation,
-        baseline=BaselineConfig(n_genes=min(2000, config.n_genes)),
-        gtl_params={"epochs": config.finetune_epochs},
-    )
-    say(f"Evaluating {len(arms)} arms on {config.n_repeats} × {config.n_splits}-fold CV...")
-    y = study.obs["condition"].to_numpy()
-    result = evaluate(
-        arms,
-        study,
-        y,
-        protocol=StratifiedKFoldCV(config.n_splits),
+    spec = ExperimentSpec(
+        label_key="condition",
+        n_splits=config.n_splits,
         n_repeats=config.n_repeats,
         random_state=eval_seed,
-        progress=progress,
-    )
-    report = write_report(
-        result,
-        out_dir,
+        baseline=BaselineConfig(n_genes=min(2000, config.n_genes)),
+        gtl_params=(("epochs", config.finetune_epochs),),
         title="gtlomics demo (SYNTHETIC data)",
         data_note=f"{SYNTHETIC_BANNER}\n\n{_describe(config)}\n\n{REAL_DATA_HINT}",
-        guides=foundation.guides,
-        extra_plots=[
-            ("cousin_tasks", lambda: cousin_task_map(foundation, corpus, seed=build_seed))
-        ],
     )
-    return DemoOutcome(result, report, foundation, Path(foundation_dir))
+    say(f"Evaluating {len(spec.arms)} arms on {config.n_repeats} × {config.n_splits}-fold CV...")
+    outcome = run_experiment(
+        spec, study, out_dir, foundation=foundation, corpus=corpus, progress=progress
+    )
+    return DemoOutcome(outcome.result, outcome.report, foundation, Path(foundation_dir))
 
 
 def _seeds(random_state: int) -> list[int]:

@@ -1,28 +1,26 @@
-"""Evaluate regressors on continuous targets: same protocols and seeds as the classifier runner.
+"""Evaluate regressors on continuous targets: the classifier runner's fold loop, other metrics.
 
 :func:`evaluate_regression` is the regression counterpart of
-:func:`gtlomics.evaluation.evaluate`: every arm is fitted on the same folds with the same per-fold
-seed (the runner's plan), nothing is tuned on a test fold, and scores are R², MAE and Spearman
-(:mod:`gtlomics.evaluation.regression_metrics`) per fold and pooled over out-of-fold predictions.
-It is a separate, smaller module because the classification runner and report are built around
-classes, probabilities and AUROC; protocols, arms, seeding and thread limits are shared.
+:func:`gtlomics.evaluation.evaluate`: both run :func:`~gtlomics.evaluation.runner.run_folds`, so
+every arm is fitted on the same folds with the same per-fold seed and nothing is tuned on a test
+fold; scores are R², MAE and Spearman per fold and pooled over out-of-fold predictions. The
+summary and report are separate because the classification ones are built around classes,
+probabilities and AUROC.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from gtlomics.evaluation.arms import Arm
-from gtlomics.evaluation.protocols import Protocol, Split
-from gtlomics.evaluation.regression_metrics import REGRESSION_METRICS, score_regression
-from gtlomics.evaluation.runner import fold_plan, limited_threads, sample_ids, take_rows
+from gtlomics.evaluation.metrics import REGRESSION_METRICS, score_regression
+from gtlomics.evaluation.protocols import Protocol
+from gtlomics.evaluation.runner import TaskKind, run_folds
 
 SELECTION_NOTE = (
     "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
@@ -109,62 +107,29 @@ def evaluate_regression(
     >>> list(result.scores.columns[-4:])
     ['r2', 'mae', 'spearman', 'fit_seconds']
     """
-    y = _check_targets(arms, X, y, groups, protocol)
-    groups = None if groups is None else np.asarray(groups)
-    ids = sample_ids(X)
-    scores, predictions = [], []
-    plan = fold_plan(protocol, y, groups, n_repeats, random_state)
-    for repeat, seed, split in tqdm(plan, desc="folds", disable=not progress, unit="fold"):
-        for arm in arms:
-            record, y_pred = _run_arm(arm, X, y, split, seed)
-            keys = {"arm": arm.name, "repeat": repeat, "fold": split.fold}
-            scores.append({**keys, "kind": arm.kind, "held_out": split.held_out, **record})
-            frame = pd.DataFrame({"y_true": y[split.test], "y_pred": y_pred})
-            frame = frame.assign(**keys, held_out=split.held_out, sample=ids[split.test])
-            predictions.append(frame)
-    front = ["arm", "kind", "repeat", "fold", "held_out", "seed", "n_train", "n_test"]
+    try:
+        y = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as error:
+        message = "Regression targets must be numbers; for class labels use evaluate()."
+        raise ValueError(message) from error
+    if not np.isfinite(y).all():
+        raise ValueError("Regression targets must be finite; drop or impute NaN and inf first.")
+    task = TaskKind(REGRESSION_METRICS, _regress)
+    scores, predictions, _ = run_folds(
+        task, arms, X, y, groups, protocol, n_repeats, random_state, progress
+    )
     return RegressionResult(
-        scores=pd.DataFrame(scores)[front + list(REGRESSION_METRICS) + ["fit_seconds"]],
-        predictions=pd.concat(predictions, ignore_index=True),
+        scores=scores,
+        predictions=predictions,
         protocol=protocol.name,
         arms=tuple((arm.name, arm.kind, arm.description) for arm in arms),
         random_state=int(random_state),
     )
 
 
-def _run_arm(arm: Arm, X, y: np.ndarray, split: Split, seed: int) -> tuple[dict, np.ndarray]:
-    estimator = arm.build(seed)
-    with limited_threads(arm.threads):
-        start = time.perf_counter()
-        estimator.fit(take_rows(X, split.train), y[split.train])
-        fit_seconds = time.perf_counter() - start
-        y_pred = np.asarray(estimator.predict(take_rows(X, split.test)), dtype=float)
-    record = {
-        "seed": seed,
-        "n_train": len(split.train),
-        "n_test": len(split.test),
-        **score_regression(y[split.test], y_pred),
-        "fit_seconds": fit_seconds,
-    }
-    return record, y_pred
-
-
-def _check_targets(arms: Sequence[Arm], X, y, groups, protocol) -> np.ndarray:
-    names = [arm.name for arm in arms]
-    if not names or len(set(names)) != len(names):
-        raise ValueError(f"Pass at least one arm, with unique names; got {names}.")
-    try:
-        y = np.asarray(y, dtype=float)
-    except (TypeError, ValueError) as error:
-        message = "Regression targets must be numbers; for class labels use evaluate()."
-        raise ValueError(message) from error
-    if len(y) != X.shape[0] or not np.isfinite(y).all():
-        raise ValueError(f"Need one finite target per sample ({X.shape[0]}), got {len(y)}.")
-    if groups is not None and len(groups) != len(y):
-        raise ValueError(f"groups has {len(groups)} entries for {len(y)} samples.")
-    if protocol.needs_groups and groups is None:
-        raise ValueError(f"The {protocol.name} protocol needs groups=...; one per sample.")
-    return y
+def _regress(estimator, X_test, y_test: np.ndarray) -> tuple[dict[str, float], pd.DataFrame]:
+    y_pred = np.asarray(estimator.predict(X_test), dtype=float)
+    return score_regression(y_test, y_pred), pd.DataFrame({"y_true": y_test, "y_pred": y_pred})
 
 
 def pooled_regression_scores(result: RegressionResult) -> pd.DataFrame:

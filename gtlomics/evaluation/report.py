@@ -25,7 +25,6 @@ from gtlomics.evaluation.compare import (
     PairedComparison,
     paired_comparison,
     pooled_scores,
-    summarize,
 )
 from gtlomics.evaluation.history import TrainingHistory
 from gtlomics.evaluation.metrics import METRICS
@@ -195,31 +194,25 @@ def summary_markdown(
 
 def summary_table(result: EvaluationResult) -> pd.DataFrame:
     """Per-arm ``mean ± sd`` strings of the per-fold metrics and fit time."""
-    summary = summarize(result)
-    kinds = result.arm_kinds()
-    rows = []
-    for arm in summary.index:
-        row = {"arm": arm, "kind": kinds[arm]}
-        for metric in [*METRICS, "fit_seconds"]:
-            row[_HEADERS[metric]] = _mean_sd(
-                summary.loc[arm, (metric, "mean")], summary.loc[arm, (metric, "sd")]
-            )
-        rows.append(row)
-    return pd.DataFrame(rows)
+    table = _mean_sd_table(result.scores, [*METRICS, "fit_seconds"])
+    table.insert(1, "kind", table["arm"].map(result.arm_kinds()))
+    return table
 
 
 def pooled_table(result: EvaluationResult) -> pd.DataFrame:
     """Per-arm ``mean ± sd`` over repeats of the pooled out-of-fold metrics."""
-    pooled = pooled_scores(result)
-    grouped = pooled.groupby("arm", sort=False)[list(METRICS)]
+    return _mean_sd_table(pooled_scores(result), METRICS)
+
+
+def _mean_sd_table(scores: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """One row per arm (first-seen order): ``mean ± sd`` of each column, headed for people."""
+    grouped = scores.groupby("arm", sort=False)[list(columns)]
     means, sds = grouped.mean(), grouped.std(ddof=1)
-    rows = []
-    for arm in means.index:
-        row = {"arm": arm}
-        for metric in METRICS:
-            row[_HEADERS[metric]] = _mean_sd(means.loc[arm, metric], sds.loc[arm, metric])
-        rows.append(row)
-    return pd.DataFrame(rows)
+    cells = {
+        _HEADERS[c]: [_mean_sd(m, sd) for m, sd in zip(means[c], sds[c], strict=True)]
+        for c in columns
+    }
+    return pd.DataFrame({"arm": list(means.index), **cells})
 
 
 def format_table(table: pd.DataFrame) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from gtlomics.evaluation.history import TrainingHistory, history_frame
 from gtlomics.evaluation.metrics import METRICS, Predictions, score_predictions
 from gtlomics.evaluation.protocols import Protocol, Split
 
-__all__ = ["EvaluationResult", "evaluate", "sample_ids", "take_rows"]
+__all__ = ["EvaluationResult", "TaskKind", "evaluate", "run_folds", "sample_ids", "take_rows"]
 
 SELECTION_NOTE = (
     "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
@@ -119,19 +120,15 @@ def evaluate(
     2
     """
     y = np.asarray(y)
-    _check_inputs(arms, X, y, groups, protocol)
-    groups = None if groups is None else np.asarray(groups)
-    ids = sample_ids(X)
-    plan = fold_plan(protocol, y, groups, n_repeats, random_state)
-    scores, predictions, histories = [], [], []
-    for repeat, seed, split in tqdm(plan, desc="folds", disable=not progress, unit="fold"):
-        fold = _run_fold(arms, X, y, ids, repeat, seed, split)
-        scores += fold[0]
-        predictions += fold[1]
-        histories += fold[2]
+    if len(np.unique(y)) < 2:
+        raise ValueError("y has a single class; a classifier needs at least two.")
+    task = TaskKind(METRICS, _classify)
+    scores, predictions, histories = run_folds(
+        task, arms, X, y, groups, protocol, n_repeats, random_state, progress
+    )
     return EvaluationResult(
-        scores=_order_scores(pd.DataFrame(scores)),
-        predictions=pd.concat(predictions, ignore_index=True),
+        scores=scores,
+        predictions=predictions.drop(columns="held_out"),
         histories=histories,
         classes=np.unique(y),
         protocol=protocol.name,
@@ -140,24 +137,66 @@ def evaluate(
     )
 
 
-def _run_fold(arms, X, y: np.ndarray, ids: np.ndarray, repeat: int, seed: int, split: Split):
-    """Fit and score every arm on one split: (score rows, prediction frames, histories)."""
-    X_train, X_test = take_rows(X, split.train), take_rows(X, split.test)
+@dataclass(frozen=True)
+class TaskKind:
+    """What a kind of task (classification, regression) changes in the fold loop.
+
+    Attributes
+    ----------
+    metrics
+        Metric columns of the scores table, in order.
+    predict
+        ``predict(fitted, X_test, y_test) -> (metrics, frame)``: the fold's scores and one row per
+        test sample (``y_true``, ``y_pred``, ...).
+    """
+
+    metrics: tuple[str, ...]
+    predict: Callable[[Any, Any, np.ndarray], tuple[dict[str, float], pd.DataFrame]]
+
+
+def run_folds(
+    task: TaskKind,
+    arms: Sequence[Arm],
+    X,
+    y: np.ndarray,
+    groups,
+    protocol: Protocol,
+    n_repeats: int,
+    random_state: int,
+    progress: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[TrainingHistory]]:
+    """The one fold loop: check the inputs, fit and score every arm on every (repeat, fold).
+
+    Parameters are those of :func:`evaluate`. Returns the scores, the predictions (with
+    ``held_out``) and the training histories.
+    """
+    _check_inputs(arms, X, y, groups, protocol)
+    groups = None if groups is None else np.asarray(groups)
+    ids = sample_ids(X)
     scores, predictions, histories = [], [], []
-    for arm in arms:
-        record, frame, history = _run_arm(arm, X_train, y[split.train], X_test, y[split.test], seed)
-        keys = {"arm": arm.name, "repeat": repeat, "fold": split.fold}
-        scores.append({**keys, "kind": arm.kind, "held_out": split.held_out, **record})
-        predictions.append(frame.assign(**keys, sample=ids[split.test]))
-        if history is not None:
-            histories.append(TrainingHistory(arm.name, repeat, split.fold, history))
-    return scores, predictions, histories
+    plan = fold_plan(protocol, y, groups, n_repeats, random_state)
+    for repeat, seed, split in tqdm(plan, desc="folds", disable=not progress, unit="fold"):
+        X_train, X_test = take_rows(X, split.train), take_rows(X, split.test)
+        for arm in arms:
+            record, frame, history = _run_arm(
+                task, arm, X_train, y[split.train], X_test, y[split.test], seed
+            )
+            keys = {"arm": arm.name, "repeat": repeat, "fold": split.fold}
+            scores.append({**keys, "kind": arm.kind, "held_out": split.held_out, **record})
+            predictions.append(
+                frame.assign(**keys, held_out=split.held_out, sample=ids[split.test])
+            )
+            if history is not None:
+                histories.append(TrainingHistory(arm.name, repeat, split.fold, history))
+    front = ["arm", "kind", "repeat", "fold", "held_out", "seed", "n_train", "n_test"]
+    scores = pd.DataFrame(scores)[front + list(task.metrics) + ["fit_seconds"]]
+    return scores, pd.concat(predictions, ignore_index=True), histories
 
 
 def fold_plan(
     protocol, y, groups, n_repeats: int, random_state: int
 ) -> list[tuple[int, int, Split]]:
-    """Every (repeat, model seed, split) to run, in order; shared by every runner."""
+    """Every (repeat, model seed, split) to run, in order."""
     plan = []
     for repeat, child in enumerate(np.random.SeedSequence(random_state).spawn(n_repeats)):
         split_seq, model_seq = child.spawn(2)
@@ -167,22 +206,21 @@ def fold_plan(
     return plan
 
 
-def _run_arm(arm: Arm, X_train, y_train, X_test, y_test, seed: int):
+def _run_arm(task: TaskKind, arm: Arm, X_train, y_train, X_test, y_test, seed: int):
     estimator = arm.build(seed)
     with limited_threads(arm.threads):
         start = time.perf_counter()
         estimator.fit(X_train, y_train)
         fit_seconds = time.perf_counter() - start
-        predictions = _predict(estimator, X_test, y_test)
+        metrics, frame = task.predict(estimator, X_test, y_test)
     record = {
         "seed": seed,
         "n_train": len(y_train),
         "n_test": len(y_test),
-        **score_predictions(predictions),
+        **metrics,
         "fit_seconds": fit_seconds,
     }
-    history = getattr(estimator, "history_", None)
-    return record, _prediction_frame(predictions), history_frame(history)
+    return record, frame, history_frame(getattr(estimator, "history_", None))
 
 
 @contextlib.contextmanager
@@ -206,14 +244,15 @@ def limited_threads(n_threads: int | None):
                 torch.set_num_threads(previous)
 
 
-def _predict(estimator, X_test, y_test) -> Predictions:
+def _classify(estimator, X_test, y_test: np.ndarray) -> tuple[dict[str, float], pd.DataFrame]:
     classes = np.asarray(estimator.classes_)
     proba = estimator.predict_proba(X_test) if hasattr(estimator, "predict_proba") else None
     decision = None
     if proba is None and hasattr(estimator, "decision_function") and len(classes) == 2:
         decision = np.asarray(estimator.decision_function(X_test), dtype=float)
     y_pred = np.asarray(estimator.predict(X_test))
-    return Predictions(np.asarray(y_test), y_pred, proba, decision, classes)
+    predictions = Predictions(np.asarray(y_test), y_pred, proba, decision, classes)
+    return score_predictions(predictions), _prediction_frame(predictions)
 
 
 def _prediction_frame(predictions: Predictions) -> pd.DataFrame:
@@ -231,12 +270,7 @@ def _prediction_frame(predictions: Predictions) -> pd.DataFrame:
     return frame
 
 
-def _order_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    front = ["arm", "kind", "repeat", "fold", "held_out", "seed", "n_train", "n_test"]
-    return scores[front + list(METRICS) + ["fit_seconds"]]
-
-
-def _check_inputs(arms: Sequence[Arm], X, y: np.ndarray, groups, protocol) -> None:
+def _check_inputs(arms: Sequence[Arm], X, y: np.ndarray, groups, protocol: Protocol) -> None:
     names = [arm.name for arm in arms]
     if not names:
         raise ValueError("No arms to evaluate; pass at least one Arm.")
@@ -244,8 +278,6 @@ def _check_inputs(arms: Sequence[Arm], X, y: np.ndarray, groups, protocol) -> No
         raise ValueError(f"Arm names must be unique, got {names}.")
     if len(y) != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has {len(y)} labels.")
-    if len(np.unique(y)) < 2:
-        raise ValueError("y has a single class; a classifier needs at least two.")
     if groups is not None and len(groups) != len(y):
         raise ValueError(f"groups has {len(groups)} entries for {len(y)} samples.")
     if protocol.needs_groups and groups is None:
