@@ -196,11 +196,12 @@ def _build_and_save(args, out: Path, say) -> None:
     from dataclasses import asdict
 
     from gtlomics.corpus import CorpusSizes
+    from gtlomics.corpus.h5ad import read_h5ad_whole
     from gtlomics.expression import ReadSettings
     from gtlomics.foundation import build_foundation, get_preset, record_build_timings
     from gtlomics.train.distributed import process_group_context
 
-    corpus = args.input if args.stream else _read_h5ad(args.input)
+    corpus = args.input if args.stream else read_h5ad_whole(args.input)
     how = "streamed chunk by chunk" if args.stream else f"{corpus.n_obs} samples"
     say(f"Building a foundation ({args.preset}) from {args.input} ({how})...")
     sizes = {"chunk_size": args.chunk_size, "n_subsample": args.n_subsample}
@@ -257,22 +258,17 @@ def _check_build_paths(out: Path, args) -> None:
         raise ValueError(f"--n-scouts must be at least 1, got {args.n_scouts}.")
 
 
-def _read_h5ad(path: str):
-    from gtlomics.corpus.h5ad import read_h5ad_whole
-
-    return read_h5ad_whole(path)
-
-
 def _run_evaluate(args, say) -> None:
+    from gtlomics.corpus.h5ad import read_h5ad_whole
     from gtlomics.evaluation.arms import BASELINE_NAMES
     from gtlomics.evaluation.data import concat_datasets
     from gtlomics.evaluation.experiment import resolve_foundation, run_experiment
 
-    adata = _read_h5ad(args.data)
+    adata = read_h5ad_whole(args.data)
     spec = _experiment_spec(args)
     if args.test_data:
         train_name, test_name = Path(args.data).stem, Path(args.test_data).stem
-        adata = concat_datasets({train_name: adata, test_name: _read_h5ad(args.test_data)})
+        adata = concat_datasets({train_name: adata, test_name: read_h5ad_whole(args.test_data)})
         spec = replace(
             spec, protocol="cross", group_key="dataset", train_group=train_name,
             test_group=test_name,

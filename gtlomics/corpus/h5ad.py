@@ -75,8 +75,8 @@ def inspect_h5ad(path: str | os.PathLike, reading: ReadSettings) -> H5adLayout:
         ) from error
     with handle:
         _check_anndata_groups(handle, file)
-        shape = _check_matrix(handle, reading.layer, file)
-        _check_gene_column(handle, reading.gene_column, file)
+        shape = _matrix_shape(_matrix(handle, reading.layer, file), reading.layer, file)
+        _gene_ids(handle, reading.gene_column, file)
         synthetic = "uns" in handle and "synthetic" in handle["uns"]
     if shape[0] < MIN_CORPUS_SAMPLES:
         raise ValueError(
@@ -94,7 +94,7 @@ def h5ad_n_rows(path: str | os.PathLike, layer: str | None = None) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"No .h5ad file at {path}.")
     with h5py.File(path, "r") as handle:
-        matrix = _h5_matrix(handle, layer, path)
+        matrix = _matrix(handle, layer, path)
         shape = matrix.shape if isinstance(matrix, h5py.Dataset) else matrix.attrs["shape"]
         return int(shape[0])
 
@@ -181,40 +181,65 @@ def _open_arrays(
     import anndata as ad
     import h5py
 
-    matrix = _h5_matrix(handle, reading.layer, path)
+    matrix = _matrix(handle, reading.layer, path)
     reader = matrix if isinstance(matrix, h5py.Dataset) else ad.io.sparse_dataset(matrix)
     sample_ids = np.asarray(_h5_index(handle["obs"]), dtype=object)
-    return reader, _h5_gene_ids(handle, reading.gene_column), sample_ids
+    return reader, _gene_ids(handle, reading.gene_column, path), sample_ids
 
 
-def _h5_matrix(handle: Any, layer: str | None, path: Path) -> Any:
-    """``X`` or ``layers[layer]``: a dense dataset or a CSR group (a CSC one is refused: its rows
-    cannot be sliced, so every chunk would read it whole)."""
-    if layer is None:
-        matrix = handle["X"]
-    else:
-        layers = handle.get("layers")
-        if layers is None or layer not in layers:
-            available = [] if layers is None else list(layers.keys())
-            raise KeyError(f"layer={layer!r} not found in {path}; available layers: {available}.")
-        matrix = layers[layer]
-    if matrix.attrs.get("encoding-type") == "csc_matrix":
-        where = "X" if layer is None else f"layers/{layer}"
+def _matrix(handle: Any, layer: str | None, file: Path) -> Any:
+    """``X`` or ``layers[layer]``: a dense dataset or a CSR group. A CSC one is refused: its rows
+    cannot be sliced, so every chunk would read it whole."""
+    if layer is not None and ("layers" not in handle or layer not in handle["layers"]):
+        available = list(handle["layers"].keys()) if "layers" in handle else []
         raise ValueError(
-            f"{where} of {path} is a CSC matrix; reading it in row chunks would load it whole for "
-            "every chunk. Convert it once: adata.X = adata.X.tocsr(); adata.write_h5ad(path)."
+            f"layer={layer!r} is not in {file}; available layers: {available}. Pass one of "
+            "them, or layer=None to read X."
+        )
+    matrix = handle["X"] if layer is None else handle["layers"][layer]
+    encoding = matrix.attrs.get("encoding-type", "array")
+    if encoding not in ("array", "csr_matrix"):
+        kind = "CSC" if encoding == "csc_matrix" else repr(encoding)
+        raise ValueError(
+            f"{_where(layer)} of {file} is a {kind} matrix ({encoding}); reading it in row "
+            "chunks would load it whole for every chunk. "
+            "Convert it once: adata.X = adata.X.tocsr(); adata.write_h5ad(path)."
         )
     return matrix
 
 
-def _h5_gene_ids(handle: Any, gene_column: str | None) -> np.ndarray:
+def _matrix_shape(matrix: Any, layer: str | None, file: Path) -> tuple[int, int]:
+    """``(n_samples, n_genes)`` of a matrix of numbers, from its metadata."""
+    import h5py
+
+    if isinstance(matrix, h5py.Dataset):
+        shape, dtype = matrix.shape, matrix.dtype
+    else:
+        shape, dtype = tuple(matrix.attrs["shape"]), matrix["data"].dtype
+    if len(shape) != 2 or dtype.kind not in "iuf":
+        raise ValueError(
+            f"{_where(layer)} of {file} has shape {tuple(shape)} and dtype {dtype}; expected a "
+            "samples × genes matrix of numbers (raw counts or log1p values)."
+        )
+    return int(shape[0]), int(shape[1])
+
+
+def _where(layer: str | None) -> str:
+    return "X" if layer is None else f"layers/{layer}"
+
+
+def _gene_ids(handle: Any, gene_column: str | None, file: Path) -> np.ndarray:
     import anndata as ad
 
     var = handle["var"]
     if gene_column is None:
         return np.asarray(_h5_index(var), dtype=object)
     if gene_column not in var:
-        raise KeyError(f"gene_column={gene_column!r} is not a column of var in the file.")
+        columns = [key for key in var.keys() if key != var.attrs["_index"]]
+        raise ValueError(
+            f"gene_column={gene_column!r} is not a var column of {file}; available: {columns}. "
+            "Pass one of them, or gene_column=None to use var_names."
+        )
     return np.asarray(ad.io.read_elem(var[gene_column]), dtype=object)
 
 
@@ -246,43 +271,4 @@ def _check_anndata_groups(handle: Any, file: Path) -> None:
         raise ValueError(
             f"{file} is an HDF5 file but not an AnnData .h5ad (missing {missing or 'indices'}). "
             "Write the corpus with anndata: adata.write_h5ad(path)."
-        )
-
-
-def _check_matrix(handle: Any, layer: str | None, file: Path) -> tuple[int, int]:
-    import h5py
-
-    if layer is not None and ("layers" not in handle or layer not in handle["layers"]):
-        available = list(handle["layers"].keys()) if "layers" in handle else []
-        raise ValueError(
-            f"layer={layer!r} is not in {file}; available layers: {available}. Pass one of "
-            "them, or layer=None to read X."
-        )
-    matrix = handle["X"] if layer is None else handle["layers"][layer]
-    where = "X" if layer is None else f"layers/{layer}"
-    if isinstance(matrix, h5py.Dataset):
-        shape, dtype = matrix.shape, matrix.dtype
-    else:
-        encoding = matrix.attrs.get("encoding-type", "unknown")
-        if encoding != "csr_matrix":
-            raise ValueError(
-                f"{where} of {file} is stored as {encoding!r}; streaming reads rows, which needs "
-                "a dense or CSR matrix (a CSC matrix would be read whole for every chunk). "
-                "Convert it once: adata.X = adata.X.tocsr(); adata.write_h5ad(path)."
-            )
-        shape, dtype = tuple(matrix.attrs["shape"]), matrix["data"].dtype
-    if len(shape) != 2 or dtype.kind not in "iuf":
-        raise ValueError(
-            f"{where} of {file} has shape {tuple(shape)} and dtype {dtype}; expected a samples × "
-            "genes matrix of numbers (raw counts or log1p values)."
-        )
-    return int(shape[0]), int(shape[1])
-
-
-def _check_gene_column(handle: Any, gene_column: str | None, file: Path) -> None:
-    if gene_column is not None and gene_column not in handle["var"]:
-        columns = [key for key in handle["var"].keys() if key != handle["var"].attrs["_index"]]
-        raise ValueError(
-            f"gene_column={gene_column!r} is not a var column of {file}; available: {columns}. "
-            "Pass one of them, or gene_column=None to use var_names."
         )
