@@ -1,4 +1,4 @@
-"""Bad input to Foundation.build / Foundation.load beyond ``test_foundation_errors.py``.
+"""Bad input to build_foundation / Foundation.load beyond ``test_foundation_errors.py``.
 
 Build: problems visible in the corpus or the arguments must stop the build *before*
 pre-training (hours on a real corpus), with a message that names the problem and the fix.

@@ -1,4 +1,4 @@
-"""Bad input to Foundation.build / Foundation.load: one clear error each, nothing half-written."""
+"""Bad input to build_foundation / Foundation.load: one clear error each, nothing half-written."""
 
 from __future__ import annotations
 

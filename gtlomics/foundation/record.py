@@ -89,7 +89,8 @@ class Provenance:
 class Foundation:
     """A pre-trained, scouted starting point for guided fine-tuning.
 
-    Build one with :meth:`build`, or load a saved one with :meth:`load`. :meth:`make_model`
+    Build one with :func:`~gtlomics.foundation.build_foundation`, or load a saved one with
+    :meth:`load`. :meth:`make_model`
     rebuilds the model a classifier fine-tunes, and :meth:`guides_for` the matching guides.
 
     Parameters
@@ -112,8 +113,9 @@ class Foundation:
     Examples
     --------
     >>> from gtlomics.datasets import make_synthetic_counts
+    >>> from gtlomics.foundation import build_foundation
     >>> corpus = make_synthetic_counts(120, n_genes=48, random_state=0)
-    >>> foundation = Foundation.build(corpus, preset="tiny", random_state=0)  # doctest: +SKIP
+    >>> foundation = build_foundation(corpus, preset="tiny", random_state=0)  # doctest: +SKIP
     >>> model, head_from_init = foundation.make_model(2)  # doctest: +SKIP
     """
 

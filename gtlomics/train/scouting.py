@@ -91,7 +91,7 @@ def _check_tasks(tasks: Sequence, n_samples: int, n_classes: int) -> None:
 class _ScoutRun:
     """Drives groups of scouts (one at a time, or chunks of the ensemble) with checkpoints."""
 
-    def __init__(self, encoder, head_init, values, tasks, config: ScoutConfig, seed, present):
+    def __init__(self, encoder, head_init, values, tasks, config, seed, present, block: range):
         self.encoder, self.head_init, self.config, self.seed = encoder, head_init, config, seed
         self.values, self.present = values, present
         self.n_scouts = len(tasks)
@@ -100,11 +100,7 @@ class _ScoutRun:
         ).to(values.device)
         lookup = _label_lookup(tasks, len(values))
         self.labels = torch.from_numpy(lookup).to(values.device)
-        cost = ScoutCost.of(encoder.config, config.batch_size, values.element_size())
-        size = scouts_per_pass(config, self.n_scouts, values.device, cost)
-        self.groups = [
-            range(s, min(s + size, self.n_scouts)) for s in range(0, self.n_scouts, size)
-        ]
+        self.groups = _local_groups(block, config, values, encoder)
         self.sq_sum = {n: torch.zeros_like(p) for n, p in self._named_start()}
         self.losses = torch.zeros(self.n_scouts, config.steps)
         self.group_index, self.step, self.group = 0, 0, None
@@ -233,11 +229,9 @@ def train_scouts(
         ``guides`` keyed ``encoder.…`` / ``head.…`` and per-step losses ``(n_scouts, steps)``.
     """
     context = process_group_context(join=distributed)
-    run = _start_run(encoder, head_init, values, tasks, config, seed, present)
+    run = _start_run(encoder, head_init, values, tasks, config, seed, present, context)
     extra = ""
     if context.sharded:
-        block = shard_scouts(run.n_scouts, context.rank, context.world_size)
-        run.groups = _local_groups(block, config, run.values, run.encoder)
         extra = f"|rank={context.rank}|world_size={context.world_size}"
         checkpoint = per_rank_checkpoint(checkpoint, f"rank{context.rank}of{context.world_size}")
     fingerprint = _fingerprint(run, tasks, extra)
@@ -250,21 +244,25 @@ def train_scouts(
     return ScoutResult(GuideValues(raw=raw, n_scouts=run.n_scouts), losses.cpu().numpy())
 
 
-def _start_run(encoder, head_init, values, tasks, config: ScoutConfig, seed: int, present):
-    """Check the tasks, put the models and data on one device and set up every scout group."""
+def _start_run(encoder, head_init, values, tasks, config, seed, present, context):
+    """Check the tasks, put the models and data on one device and set up the scout groups this
+    rank trains (all of them in one process)."""
     values = to_tensor(values)
     _check_tasks(tasks, len(values), head_init.n_classes)
+    block = range(len(tasks))
+    if context.sharded:
+        block = shard_scouts(len(tasks), context.rank, context.world_size)
     encoder.to(values.device)
     head_init.to(values.device)
     if present is not None:
         present = torch.as_tensor(present, dtype=torch.bool).to(values.device)
-    return _ScoutRun(encoder, head_init, values, tasks, config, seed, present)
+    return _ScoutRun(encoder, head_init, values, tasks, config, seed, present, block)
 
 
 def _local_groups(
     block: range, config: ScoutConfig, values: torch.Tensor, encoder: ExpressionEncoder
 ) -> list[range]:
-    """This rank's block of scouts, grouped by the pass-size rule."""
+    """``block`` of scouts (all of them, or this rank's) grouped by the pass-size rule."""
     cost = ScoutCost.of(encoder.config, config.batch_size, values.element_size())
     size = max(scouts_per_pass(config, len(block), values.device, cost), 1)
     return [range(s, min(s + size, block.stop)) for s in range(block.start, block.stop, size)]
