@@ -64,6 +64,17 @@ class CountTable:
     n_dropped_rows: int = 0
 
 
+def counts_anndata(counts: np.ndarray, obs: pd.DataFrame, genes, var: pd.DataFrame | None = None):
+    """AnnData of float32 ``counts``, also in ``layers['counts']``; ``var`` defaults to ``genes``
+    as an index named ``gene_id``."""
+    import anndata as ad
+
+    var = var if var is not None else pd.DataFrame(index=pd.Index(genes, name="gene_id"))
+    adata = ad.AnnData(counts.astype(np.float32), obs=obs, var=var)
+    adata.layers["counts"] = adata.X.copy()
+    return adata
+
+
 def compression_of(path: str | os.PathLike) -> str | None:
     """'gzip', 'xz', 'bz2', 'zip' or None, from the file's first bytes."""
     with open(path, "rb") as handle:
