@@ -116,12 +116,9 @@ class FetchedFile:
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """Return the cache directory: the argument, ``$GTLOMICS_CACHE``, or ``~/.cache/gtlomics``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "gtlomics"
+    if cache_dir is None:
+        cache_dir = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gtlomics"
+    return Path(cache_dir).expanduser()
 
 
 def is_remote(url: str | os.PathLike) -> bool:

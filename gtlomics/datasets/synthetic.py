@@ -165,11 +165,9 @@ class SyntheticDesign:
         return self._to_anndata(counts, cluster, treated, batch, library, random_state)
 
     def _log_means(self, cluster, treated, batch, n_batches, batch_effect, rng) -> np.ndarray:
-        module_activity = self.cluster_module_shift[cluster]  # (N, M)
-        module_activity = module_activity + rng.normal(
-            0, self.sample_noise, size=module_activity.shape
-        )
-        log_mean = self.baseline[None, :] + module_activity[:, self.module_of_gene]  # (N, G)
+        shift = self.cluster_module_shift[cluster]  # (N, M)
+        activity = shift + rng.normal(0, self.sample_noise, size=shift.shape)
+        log_mean = self.baseline[None, :] + activity[:, self.module_of_gene]  # (N, G)
         log_mean += np.outer(treated, self.condition_shift)
         if batch_effect > 0:
             batch_shift = rng.normal(0, batch_effect, size=(n_batches, len(self.gene_ids)))

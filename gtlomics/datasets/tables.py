@@ -240,12 +240,9 @@ def _read_body(handle, path, sep: str, header: list[str]) -> pd.DataFrame:
                 header=None,
                 names=names,
                 dtype={"__gene__": str},
-                engine="c",
                 index_col=False,
-                na_filter=True,
                 keep_default_na=False,
                 na_values=[""],
-                quoting=csv.QUOTE_MINIMAL,
             )
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=names)
