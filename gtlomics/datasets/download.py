@@ -1,14 +1,10 @@
 """Download cache for OSDR and recount3 files: pooch fetches, gtlomics names and checks.
 
-A file is fetched from ``http(s)://`` into the cache directory with :func:`pooch.retrieve`
-(streamed to a temporary file in the cache folder, moved into place only after its sha256
-matched), or read in place from a ``file://`` URL or a plain path (directory mirrors). gtlomics
-adds what pooch leaves to its callers: the cache layout, retries of transient failures, errors
-that name the URL, checksums of decompressed mirror files, and eviction of files that do not
-parse.
-
-The cache directory is, in order: the ``cache_dir`` argument, ``$GTLOMICS_CACHE``,
-``~/.cache/gtlomics``.
+``http(s)://`` files are fetched into the cache with :func:`pooch.retrieve` (streamed to a
+temporary file, moved into place once its sha256 matched); ``file://`` URLs and plain paths
+(directory mirrors) are read in place. gtlomics adds the cache layout (see
+:func:`resolve_cache_dir`), retries of transient failures, errors that name the URL, checksums of
+decompressed mirror files, and eviction of files that do not parse.
 """
 
 from __future__ import annotations

@@ -78,9 +78,7 @@ def arm_from_sample_name(name: str) -> str:
     'GC'
     """
     match = _ARM_TOKEN.search(name)
-    if match is None:
-        return ""
-    token = match.group(1)
+    token = match.group(1) if match else ""
     return "GC" if token.endswith("GC") else token
 
 

@@ -303,9 +303,7 @@ def _sample_obs(
             UserWarning,
             stacklevel=3,
         )
-        obs = pd.DataFrame({"arm": name_arm, "name_arm": name_arm}, index=sample_ids)
-        obs.attrs["factors"] = []
-        return obs
+        return pd.DataFrame({"arm": name_arm, "name_arm": name_arm}, index=sample_ids)
     with study.parsing() as path:
         table = read_study_table(path)
     rows = _match_samples(sample_ids, table.index, study.path)
