@@ -154,12 +154,9 @@ def read_delimited_frame(
         ) from exc
     if not rows:
         raise DataFormatError(f"{path}: the table is empty; expected a header line")
-    header, body = rows[0], rows[1:]
-    width = len(header)
-    body = [(r + [""] * width)[:width] for r in body]
-    frame = pd.DataFrame(body, columns=range(width), dtype=object)
-    frame.columns = header
-    return frame
+    header, width = rows[0], len(rows[0])
+    body = [(r + [""] * width)[:width] for r in rows[1:]]
+    return pd.DataFrame(body, columns=range(width), dtype=object).set_axis(header, axis=1)
 
 
 def read_count_table(

@@ -25,12 +25,8 @@ def strip_ensembl_version(gene_ids: Iterable[object]) -> np.ndarray:
     >>> strip_ensembl_version(["ENSMUSG00000000001.4", "ERCC-00002", "Actb"]).tolist()
     ['ENSMUSG00000000001', 'ERCC-00002', 'Actb']
     """
-    out = []
-    for position, gene_id in enumerate(gene_ids):
-        text = _as_text(gene_id, position)
-        match = _ENSEMBL_VERSIONED.match(text)
-        out.append(match.group(1) if match else text)
-    return np.asarray(out, dtype=object)
+    texts = (_as_text(gene_id, position) for position, gene_id in enumerate(gene_ids))
+    return np.asarray([_ENSEMBL_VERSIONED.sub(r"\1", text) for text in texts], dtype=object)
 
 
 def duplicated_ids(gene_ids: np.ndarray) -> list[str]:
