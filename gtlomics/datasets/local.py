@@ -92,9 +92,8 @@ def load_benayoun_aging(folder: str | os.PathLike, *, include_repeats: bool = Fa
     shared = frames[0].columns
     for frame in frames[1:]:
         shared = shared.intersection(frame.columns, sort=False)
-    counts = pd.concat([f[shared] for f in frames])
-    lengths = counts.loc["length"].iloc[0] if counts.index.has_duplicates else counts.loc["length"]
-    counts = counts.drop(index="length")
+    counts = pd.concat([f[shared] for f in frames]).drop(index="length")
+    lengths = frames[0].loc["length", shared]
     obs = pd.DataFrame([_benayoun_labels(s) for s in counts.index], index=counts.index)
     var = pd.DataFrame({"length": lengths.to_numpy()}, index=pd.Index(shared, name="gene_id"))
     adata = counts_anndata(counts.to_numpy(), obs, shared, var)
