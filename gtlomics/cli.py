@@ -155,8 +155,7 @@ def _add_datasets(commands) -> None:
 def _run_demo(args, say: Callable[[str], None]) -> None:
     from gtlomics.evaluation.demo import REAL_DATA_HINT, SYNTHETIC_BANNER, DemoConfig, run_demo
 
-    config = DemoConfig.tiny() if args.tiny else DemoConfig()
-    config = replace(config, random_state=args.seed)
+    config = replace(DemoConfig.tiny() if args.tiny else DemoConfig(), random_state=args.seed)
     say(SYNTHETIC_BANNER)
     outcome = run_demo(config, args.out, progress=not args.quiet, say=say)
     _print_summary(outcome.result, say)

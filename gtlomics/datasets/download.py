@@ -138,8 +138,7 @@ def to_local_path(url: str | os.PathLike) -> Path:
 
 def join_url(base: str | os.PathLike, *parts: str) -> str:
     """Join path parts onto a base URL or directory with single slashes."""
-    text = str(base).rstrip("/")
-    return "/".join([text, *(p.strip("/") for p in parts)])
+    return "/".join([str(base).rstrip("/"), *(p.strip("/") for p in parts)])
 
 
 def fetch(
