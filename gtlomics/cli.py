@@ -155,8 +155,7 @@ def _add_datasets(commands) -> None:
 def _run_demo(args, say: Callable[[str], None]) -> None:
     from gtlomics.evaluation.demo import REAL_DATA_HINT, SYNTHETIC_BANNER, DemoConfig, run_demo
 
-    config = DemoConfig.tiny() if args.tiny else DemoConfig()
-    config = replace(config, random_state=args.seed)
+    config = replace(DemoConfig.tiny() if args.tiny else DemoConfig(), random_state=args.seed)
     say(SYNTHETIC_BANNER)
     outcome = run_demo(config, args.out, progress=not args.quiet, say=say)
     _print_summary(outcome.result, say)
@@ -197,8 +196,9 @@ def _build_and_save(args, out: Path, say) -> None:
 
     from gtlomics.corpus import CorpusSizes
     from gtlomics.corpus.h5ad import read_h5ad_whole
-    from gtlomics.expression import ReadSettings
+    from gtlomics.expression import PreprocessingConfig, ReadSettings
     from gtlomics.foundation import build_foundation, get_preset, record_build_timings
+    from gtlomics.foundation.build import DEFAULT_VALUE_ENCODING
     from gtlomics.train.distributed import process_group_context
 
     corpus = args.input if args.stream else read_h5ad_whole(args.input)
@@ -206,13 +206,14 @@ def _build_and_save(args, out: Path, say) -> None:
     say(f"Building a foundation ({args.preset}) from {args.input} ({how})...")
     sizes = {"chunk_size": args.chunk_size, "n_subsample": args.n_subsample}
     main_rank = process_group_context(join=args.distributed).is_main
+    encoding = args.value_encoding or DEFAULT_VALUE_ENCODING
     with record_build_timings() as timings:
         foundation = build_foundation(
             corpus,
             preset=_preset(get_preset(args.preset), args),
             n_genes=args.n_genes,
             n_scouts=args.n_scouts,
-            preprocessing=_build_preprocessing(args),
+            preprocessing=PreprocessingConfig(value_encoding=encoding),
             corpus_description=None if args.stream else f"{Path(args.input).name} ({how})",
             random_state=args.seed,
             progress=not args.quiet and main_rank,
@@ -238,13 +239,6 @@ def _preset(plan, args):
     if args.scout_steps is not None:
         plan = replace(plan, scouts=replace(plan.scouts, steps=args.scout_steps))
     return plan
-
-
-def _build_preprocessing(args):
-    from gtlomics.expression import PreprocessingConfig
-    from gtlomics.foundation.build import DEFAULT_VALUE_ENCODING
-
-    return PreprocessingConfig(value_encoding=args.value_encoding or DEFAULT_VALUE_ENCODING)
 
 
 def _check_build_paths(out: Path, args) -> None:
@@ -315,12 +309,12 @@ def _run_list_osdr(args, say) -> None:
 
 
 def _run_fetch_osdr(args, say) -> None:
-    from gtlomics.datasets.osdr import load_osdr
+    from gtlomics.datasets.osdr import OSDR_URL, load_osdr
 
-    options = {"cache_dir": args.cache_dir, "progress": not args.quiet}
-    if args.base_url:
-        options["base_url"] = args.base_url
-    adata = load_osdr(args.accession, **options)
+    base_url = args.base_url or OSDR_URL
+    adata = load_osdr(
+        args.accession, base_url=base_url, cache_dir=args.cache_dir, progress=not args.quiet
+    )
     adata.write_h5ad(args.out)
     say(f"Wrote {adata.n_obs} samples × {adata.n_vars} genes to {args.out}")
 

@@ -1,14 +1,10 @@
 """Download cache for OSDR and recount3 files: pooch fetches, gtlomics names and checks.
 
-A file is fetched from ``http(s)://`` into the cache directory with :func:`pooch.retrieve`
-(streamed to a temporary file in the cache folder, moved into place only after its sha256
-matched), or read in place from a ``file://`` URL or a plain path (directory mirrors). gtlomics
-adds what pooch leaves to its callers: the cache layout, retries of transient failures, errors
-that name the URL, checksums of decompressed mirror files, and eviction of files that do not
-parse.
-
-The cache directory is, in order: the ``cache_dir`` argument, ``$GTLOMICS_CACHE``,
-``~/.cache/gtlomics``.
+``http(s)://`` files are fetched into the cache with :func:`pooch.retrieve` (streamed to a
+temporary file, moved into place once its sha256 matched); ``file://`` URLs and plain paths
+(directory mirrors) are read in place. gtlomics adds the cache layout (see
+:func:`resolve_cache_dir`), retries of transient failures, errors that name the URL, checksums of
+decompressed mirror files, and eviction of files that do not parse.
 """
 
 from __future__ import annotations
@@ -116,12 +112,9 @@ class FetchedFile:
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """Return the cache directory: the argument, ``$GTLOMICS_CACHE``, or ``~/.cache/gtlomics``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "gtlomics"
+    if cache_dir is None:
+        cache_dir = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gtlomics"
+    return Path(cache_dir).expanduser()
 
 
 def is_remote(url: str | os.PathLike) -> bool:
@@ -145,8 +138,7 @@ def to_local_path(url: str | os.PathLike) -> Path:
 
 def join_url(base: str | os.PathLike, *parts: str) -> str:
     """Join path parts onto a base URL or directory with single slashes."""
-    text = str(base).rstrip("/")
-    return "/".join([text, *(p.strip("/") for p in parts)])
+    return "/".join([str(base).rstrip("/"), *(p.strip("/") for p in parts)])
 
 
 def fetch(

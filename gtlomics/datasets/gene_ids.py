@@ -71,45 +71,28 @@ def map_gene_ids(
         raise ValueError(
             f"map_gene_ids maps 'symbol' or 'refseq' to 'ensembl'; got from_={from_!r}, to={to!r}"
         )
-    lookup = dict(_link_lookup(str(Path(map_path)), from_))
+    lookup = _lookup(str(Path(map_path)), from_, "ensembl_id, symbol, entrez_id, refseq")
     keys = [_REFSEQ_VERSION.sub(r"\1", str(i)) if from_ == "refseq" else str(i) for i in ids]
     mapped = [lookup.get(k, "") for k in keys]
     if aliases_path is not None and from_ == "symbol":
-        aliases = _alias_lookup(str(Path(aliases_path)))
+        expected = "the alias table format (lookup_symbol, symbol, ensembl_id, ...)"
+        aliases = _lookup(str(Path(aliases_path)), "lookup_symbol", expected)
         mapped = [m or aliases.get(k, "") for m, k in zip(mapped, keys, strict=True)]
     return np.asarray(mapped, dtype=object).astype(str)
 
 
-@functools.lru_cache(maxsize=4)
-def _link_lookup(map_path: str, column: str) -> tuple[tuple[str, str], ...]:
-    table = pd.read_csv(map_path, dtype=str, keep_default_na=False)
+@functools.lru_cache(maxsize=6)
+def _lookup(path: str, column: str, expected: str) -> dict[str, str]:
+    """``column`` → Ensembl id, for the ids of ``path`` that link to exactly one Ensembl gene."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = {"ensembl_id", column} - set(table.columns)
     if missing:
-        raise ValueError(
-            f"{map_path}: missing columns {sorted(missing)}; expected ensembl_id, "
-            "symbol, entrez_id, refseq"
-        )
+        raise ValueError(f"{path}: missing columns {sorted(missing)}; expected {expected}")
     links = table.loc[(table[column] != "") & (table["ensembl_id"] != ""), [column, "ensembl_id"]]
-    return _unambiguous(links.drop_duplicates(), column)
-
-
-@functools.lru_cache(maxsize=2)
-def _alias_lookup(aliases_path: str) -> dict[str, str]:
-    table = pd.read_csv(aliases_path, dtype=str, keep_default_na=False)
-    missing = {"lookup_symbol", "ensembl_id"} - set(table.columns)
-    if missing:
-        raise ValueError(
-            f"{aliases_path}: missing columns {sorted(missing)}; expected the alias "
-            "table format (lookup_symbol, symbol, ensembl_id, ...)"
-        )
-    links = table.loc[table["ensembl_id"] != "", ["lookup_symbol", "ensembl_id"]]
-    return dict(_unambiguous(links.drop_duplicates(), "lookup_symbol"))
-
-
-def _unambiguous(links: pd.DataFrame, column: str) -> tuple[tuple[str, str], ...]:
+    links = links.drop_duplicates()
     counts = links[column].value_counts()
     unique = links[links[column].isin(counts.index[counts == 1])]
-    return tuple(zip(unique[column], unique["ensembl_id"], strict=True))
+    return dict(zip(unique[column], unique["ensembl_id"], strict=True))
 
 
 def harmonize_to_ensembl(

@@ -56,8 +56,7 @@ def read_study_table(path: str | os.PathLike) -> pd.DataFrame:
         columns[key] = frame.iloc[:, position].str.strip().to_numpy()
         if match.group(1) == "Factor Value":
             factors.append(key)
-    samples = frame["Sample Name"]
-    samples = samples.iloc[:, 0] if isinstance(samples, pd.DataFrame) else samples
+    samples = frame.iloc[:, list(frame.columns).index("Sample Name")]  # the first, if repeated
     table = pd.DataFrame(columns, index=pd.Index(samples.str.strip(), name="sample"))
     if table.index.duplicated().any():
         raise DataFormatError(
@@ -78,9 +77,7 @@ def arm_from_sample_name(name: str) -> str:
     'GC'
     """
     match = _ARM_TOKEN.search(name)
-    if match is None:
-        return ""
-    token = match.group(1)
+    token = match.group(1) if match else ""
     return "GC" if token.endswith("GC") else token
 
 

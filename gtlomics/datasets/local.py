@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from gtlomics.datasets.errors import DataFormatError
-from gtlomics.datasets.tables import CountTable, read_count_table
+from gtlomics.datasets.tables import CountTable, counts_anndata, read_count_table
 
 __all__ = [
     "load_benayoun_aging",
@@ -34,15 +34,6 @@ TISSUE_NAMES = {
     "ob": "olfactory bulb",
     "npc": "neural progenitors",
 }
-
-
-def _anndata(counts: np.ndarray, obs: pd.DataFrame, genes, var: pd.DataFrame | None = None):
-    import anndata as ad
-
-    var = var if var is not None else pd.DataFrame(index=pd.Index(genes, name="gene_id"))
-    adata = ad.AnnData(counts.astype(np.float32), obs=obs, var=var)
-    adata.layers["counts"] = adata.X.copy()
-    return adata
 
 
 def load_curated_adipo(folder: str | os.PathLike):
@@ -68,7 +59,7 @@ def load_curated_adipo(folder: str | os.PathLike):
     if missing:
         raise DataFormatError(f"{folder / 'samples.csv'}: no rows for samples {missing[:3]}")
     obs = samples.loc[list(table.sample_ids)].rename_axis("sample")
-    return _anndata(table.counts, obs, table.gene_ids)
+    return counts_anndata(table.counts, obs, table.gene_ids)
 
 
 def load_benayoun_aging(folder: str | os.PathLike, *, include_repeats: bool = False):
@@ -101,12 +92,11 @@ def load_benayoun_aging(folder: str | os.PathLike, *, include_repeats: bool = Fa
     shared = frames[0].columns
     for frame in frames[1:]:
         shared = shared.intersection(frame.columns, sort=False)
-    counts = pd.concat([f[shared] for f in frames])
-    lengths = counts.loc["length"].iloc[0] if counts.index.has_duplicates else counts.loc["length"]
-    counts = counts.drop(index="length")
+    counts = pd.concat([f[shared] for f in frames]).drop(index="length")
+    lengths = frames[0].loc["length", shared]
     obs = pd.DataFrame([_benayoun_labels(s) for s in counts.index], index=counts.index)
     var = pd.DataFrame({"length": lengths.to_numpy()}, index=pd.Index(shared, name="gene_id"))
-    adata = _anndata(counts.to_numpy(), obs, shared, var)
+    adata = counts_anndata(counts.to_numpy(), obs, shared, var)
     adata.uns["benayoun_aging"] = {
         "n_incomplete_rows_dropped": {Path(t.source).name: t.n_dropped_rows for t in tables}
     }
@@ -186,7 +176,7 @@ def load_weger_liver(folder: str | os.PathLike):
     if (frame.to_numpy() < 0).any():
         raise DataFormatError(f"{path}: negative counts")
     obs = pd.DataFrame({"tissue": "liver"}, index=pd.Index(frame.columns, name="sample"))
-    return _anndata(frame.to_numpy(np.float64).T, obs, frame.index.astype(str))
+    return counts_anndata(frame.to_numpy(np.float64).T, obs, frame.index.astype(str))
 
 
 def _row_named_table(path: Path) -> pd.DataFrame:

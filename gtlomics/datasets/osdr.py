@@ -40,6 +40,7 @@ from gtlomics.datasets.isa import ARM_NAMES, arm_from_sample_name, check_arms, r
 from gtlomics.datasets.tables import (
     COMPRESSION_SUFFIXES,
     compression_of,
+    counts_anndata,
     open_binary,
     read_count_table,
 )
@@ -79,7 +80,7 @@ def accession_number(accession: str | int) -> int:
 
 
 def _logical_name(name: str) -> str:
-    """File name without a mirror's compression suffix, with 'rna-seq' spelled 'rna_seq'."""
+    """File name without a mirror's compression suffix."""
     for suffix in COMPRESSION_SUFFIXES:
         name = name.removesuffix(suffix)
     return name
@@ -140,10 +141,8 @@ def _list_mirror_folder(folder: Path) -> list[OsdrFile]:
 def parse_files_json(payload: bytes, number: int, url: str, base_url: str) -> list[OsdrFile]:
     """Parse the ``/osdr/data/osd/files/{n}`` answer into :class:`OsdrFile` records."""
     try:
-        answer = json.loads(payload.decode("utf-8"))
-        study = answer["studies"][f"OSD-{number}"]
-        entries = study["study_files"]
-        files = [_file_record(entry, base_url, url) for entry in entries]
+        entries = json.loads(payload.decode("utf-8"))["studies"][f"OSD-{number}"]["study_files"]
+        return [_file_record(entry, base_url, url) for entry in entries]
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataFormatError(
             f"{url} did not answer JSON ({exc}); is base_url an OSDR API?"
@@ -153,7 +152,6 @@ def parse_files_json(payload: bytes, number: int, url: str, base_url: str) -> li
             f"{url}: unexpected JSON shape, missing {exc!s}; expected "
             f"studies['OSD-{number}'].study_files[].file_name/remote_url"
         ) from exc
-    return files
 
 
 def _file_record(entry: dict, base_url: str, url: str) -> OsdrFile:
@@ -226,24 +224,30 @@ def load_osdr(
     expected = _load_checksums(checksums, download)
     files = list_osdr_files(number, base_url=base_url, download=download)
     counts_name = pick_counts_file(f.name for f in files)
-    counts_file = next(f for f in files if f.name == counts_name)
-    fetched = {
-        counts_file.name: _fetch_osdr(counts_file, number, cache_dir, expected, download, progress)
-    }
-    with fetched[counts_file.name].parsing() as path:
+    fetched: dict[str, FetchedFile] = {}
+
+    def get(file: OsdrFile) -> FetchedFile:
+        fetched[file.name] = fetch(
+            file.url,
+            cache_dir=cache_dir,
+            relpath=f"osdr/OSD-{number}/{file.name}",
+            sha256=expected.get(_logical_name(file.name)),
+            config=download,
+            progress=progress,
+            content_sha256=_decompressed_sha256,
+        )
+        return fetched[file.name]
+
+    with get(next(f for f in files if f.name == counts_name)).parsing() as path:
         table = read_count_table(path)
     study_file = _study_table_file(files, number)
-    if study_file is not None:
-        fetched[study_file.name] = _fetch_osdr(
-            study_file, number, cache_dir, expected, download, progress
-        )
-    study = fetched[study_file.name] if study_file is not None else None
+    study = None if study_file is None else get(study_file)
     obs = _sample_obs(table.sample_ids, study, on_label_mismatch)
     factors = list(obs.attrs.pop("factors", []))
     adata = _build_anndata(table, obs, round_counts)
     adata.uns["osdr"] = {
         "accession": f"OSD-{number}",
-        "counts_file": _logical_name(counts_file.name),
+        "counts_file": _logical_name(counts_name),
         "factors": factors,
         "source_files": {
             name: {"url": f.url, "sha256": f.sha256, "verified": f.verified}
@@ -253,24 +257,10 @@ def load_osdr(
     return adata
 
 
-def _fetch_osdr(
-    file: OsdrFile, number: int, cache_dir, expected: dict[str, str], download, progress: bool
-) -> FetchedFile:
-    def content_digest(path: Path) -> str:
-        return _decompressed_sha256(path) if compression_of(path) not in (None, "zip") else ""
-
-    return fetch(
-        file.url,
-        cache_dir=cache_dir,
-        relpath=f"osdr/OSD-{number}/{file.name}",
-        sha256=expected.get(_logical_name(file.name)),
-        config=download,
-        progress=progress,
-        content_sha256=content_digest,
-    )
-
-
 def _decompressed_sha256(path: Path) -> str:
+    """sha256 of a compressed mirror file's content; "" for plain files and zip archives."""
+    if compression_of(path) in (None, "zip"):
+        return ""
     digest = hashlib.sha256()
     try:
         with open_binary(path) as handle:
@@ -313,9 +303,7 @@ def _sample_obs(
             UserWarning,
             stacklevel=3,
         )
-        obs = pd.DataFrame({"arm": name_arm, "name_arm": name_arm}, index=sample_ids)
-        obs.attrs["factors"] = []
-        return obs
+        return pd.DataFrame({"arm": name_arm, "name_arm": name_arm}, index=sample_ids)
     with study.parsing() as path:
         table = read_study_table(path)
     rows = _match_samples(sample_ids, table.index, study.path)
@@ -349,19 +337,12 @@ def _match_samples(sample_ids: np.ndarray, names: pd.Index, source) -> np.ndarra
 
 
 def _build_anndata(table, obs: pd.DataFrame, round_counts: bool):
-    import anndata as ad
-
     genes = strip_ensembl_version(table.gene_ids)
     is_ercc = np.char.startswith(genes.astype(str), ERCC_PREFIX)
     counts = np.rint(table.counts) if round_counts else table.counts
     if pd.Index(genes[~is_ercc]).duplicated().any():
         raise DataFormatError(f"{table.source}: gene ids repeat once versions are stripped")
-    adata = ad.AnnData(
-        counts[:, ~is_ercc].astype(np.float32),
-        obs=obs,
-        var=pd.DataFrame(index=pd.Index(genes[~is_ercc], name="gene_id")),
-    )
-    adata.layers["counts"] = adata.X.copy()
+    adata = counts_anndata(counts[:, ~is_ercc], obs, genes[~is_ercc])
     adata.obsm["ercc"] = pd.DataFrame(
         counts[:, is_ercc].astype(np.float32), index=obs.index, columns=genes[is_ercc]
     )

@@ -87,6 +87,8 @@ def load_recount3(
         on the run accession (``external_id``), including ``star.average_mapped_length``;
         ``uns['recount3']``: project, organism, annotation and source URLs.
     """
+    import anndata as ad
+
     if organism not in DEFAULT_ANNOTATION:
         raise ValueError(f"organism must be 'mouse' or 'human', got {organism!r}")
     annotation = annotation or DEFAULT_ANNOTATION[organism]
@@ -99,18 +101,20 @@ def load_recount3(
     with get(sums_url).parsing() as path:
         table = read_count_table(path, sep="\t", comment="##")
     obs = _project_metadata(base_url, organism, project, get)
-    reads = _coverage_to_reads(table.counts, _mapped_lengths(obs, table.sample_ids, project))
-    return _build_anndata(
-        reads,
-        table,
-        obs,
-        {
-            "project": project,
-            "organism": organism,
-            "annotation": annotation,
-            "gene_sums": sums_url,
-        },
+    reads = np.rint(table.counts / _mapped_lengths(obs, table.sample_ids, project)[:, None])
+    obs = obs.loc[list(table.sample_ids)].rename(columns=str)
+    adata = ad.AnnData(
+        sp.csr_matrix(reads.astype(np.float32)),
+        obs=obs.set_axis(pd.Index(table.sample_ids, name="run")),
+        var=pd.DataFrame(index=pd.Index(strip_ensembl_version(table.gene_ids), name="gene_id")),
     )
+    adata.uns["recount3"] = {
+        "project": project,
+        "organism": organism,
+        "annotation": annotation,
+        "gene_sums": sums_url,
+    }
+    return adata
 
 
 def _project_metadata(base_url: str, organism: str, project: str, get) -> pd.DataFrame:
@@ -173,27 +177,6 @@ def _mapped_lengths(obs: pd.DataFrame, sample_ids: np.ndarray, project: str) -> 
             "samples; cannot convert coverage to reads"
         )
     return lengths
-
-
-def _coverage_to_reads(coverage: np.ndarray, mapped_lengths: np.ndarray) -> np.ndarray:
-    """Rounded read counts: coverage (n_samples, n_genes) / average mapped length per sample."""
-    return np.rint(coverage / mapped_lengths[:, None])
-
-
-def _build_anndata(reads: np.ndarray, table, obs: pd.DataFrame, info: dict):
-    import anndata as ad
-
-    genes = strip_ensembl_version(table.gene_ids)
-    obs = obs.loc[list(table.sample_ids)].copy()
-    obs.index = pd.Index(table.sample_ids, name="run")
-    obs = obs.rename(columns=lambda c: str(c))
-    adata = ad.AnnData(
-        sp.csr_matrix(reads.astype(np.float32)),
-        obs=obs,
-        var=pd.DataFrame(index=pd.Index(genes, name="gene_id")),
-    )
-    adata.uns["recount3"] = info
-    return adata
 
 
 def build_recount3_corpus(

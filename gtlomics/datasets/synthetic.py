@@ -161,35 +161,31 @@ class SyntheticDesign:
         treated[rng.permutation(n_samples)[: round(treated_fraction * n_samples)]] = True
         batch = rng.integers(0, n_batches, size=n_samples)
         log_mean = self._log_means(cluster, treated, batch, n_batches, batch_effect, rng)
-        counts, library = self._draw_counts(log_mean, rng)
-        return self._to_anndata(counts, cluster, treated, batch, library, random_state)
+        counts = self._draw_counts(log_mean, rng)
+        return self._to_anndata(counts, cluster, treated, batch, random_state)
 
     def _log_means(self, cluster, treated, batch, n_batches, batch_effect, rng) -> np.ndarray:
-        module_activity = self.cluster_module_shift[cluster]  # (N, M)
-        module_activity = module_activity + rng.normal(
-            0, self.sample_noise, size=module_activity.shape
-        )
-        log_mean = self.baseline[None, :] + module_activity[:, self.module_of_gene]  # (N, G)
+        shift = self.cluster_module_shift[cluster]  # (N, M)
+        activity = shift + rng.normal(0, self.sample_noise, size=shift.shape)
+        log_mean = self.baseline[None, :] + activity[:, self.module_of_gene]  # (N, G)
         log_mean += np.outer(treated, self.condition_shift)
         if batch_effect > 0:
             batch_shift = rng.normal(0, batch_effect, size=(n_batches, len(self.gene_ids)))
             log_mean += batch_shift[batch]
         return log_mean
 
-    def _draw_counts(self, log_mean: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-        n_samples = log_mean.shape[0]
+    def _draw_counts(self, log_mean: np.ndarray, rng) -> np.ndarray:
         library = np.exp(
-            rng.normal(np.log(self.library_size), self.library_size_spread, size=n_samples)
+            rng.normal(np.log(self.library_size), self.library_size_spread, size=len(log_mean))
         )
         proportions = np.exp(log_mean - log_mean.max(axis=1, keepdims=True))
         proportions /= proportions.sum(axis=1, keepdims=True)
         mean = proportions * library[:, None]
         shape = 1.0 / self.dispersion
         rate = rng.gamma(shape, mean / shape)
-        counts = rng.poisson(rate).astype(np.float32)
-        return counts, library
+        return rng.poisson(rate).astype(np.float32)
 
-    def _to_anndata(self, counts, cluster, treated, batch, library, random_state) -> ad.AnnData:
+    def _to_anndata(self, counts, cluster, treated, batch, random_state) -> ad.AnnData:
         obs = pd.DataFrame(
             {
                 "cluster": pd.Categorical([f"tissue_{c}" for c in cluster]),

@@ -64,6 +64,17 @@ class CountTable:
     n_dropped_rows: int = 0
 
 
+def counts_anndata(counts: np.ndarray, obs: pd.DataFrame, genes, var: pd.DataFrame | None = None):
+    """AnnData of float32 ``counts``, also in ``layers['counts']``; ``var`` defaults to ``genes``
+    as an index named ``gene_id``."""
+    import anndata as ad
+
+    var = var if var is not None else pd.DataFrame(index=pd.Index(genes, name="gene_id"))
+    adata = ad.AnnData(counts.astype(np.float32), obs=obs, var=var)
+    adata.layers["counts"] = adata.X.copy()
+    return adata
+
+
 def compression_of(path: str | os.PathLike) -> str | None:
     """'gzip', 'xz', 'bz2', 'zip' or None, from the file's first bytes."""
     with open(path, "rb") as handle:
@@ -143,12 +154,9 @@ def read_delimited_frame(
         ) from exc
     if not rows:
         raise DataFormatError(f"{path}: the table is empty; expected a header line")
-    header, body = rows[0], rows[1:]
-    width = len(header)
-    body = [(r + [""] * width)[:width] for r in body]
-    frame = pd.DataFrame(body, columns=range(width), dtype=object)
-    frame.columns = header
-    return frame
+    header, width = rows[0], len(rows[0])
+    body = [(r + [""] * width)[:width] for r in rows[1:]]
+    return pd.DataFrame(body, columns=range(width), dtype=object).set_axis(header, axis=1)
 
 
 def read_count_table(
@@ -229,12 +237,9 @@ def _read_body(handle, path, sep: str, header: list[str]) -> pd.DataFrame:
                 header=None,
                 names=names,
                 dtype={"__gene__": str},
-                engine="c",
                 index_col=False,
-                na_filter=True,
                 keep_default_na=False,
                 na_values=[""],
-                quoting=csv.QUOTE_MINIMAL,
             )
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=names)

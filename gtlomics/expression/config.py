@@ -57,12 +57,11 @@ class PreprocessingConfig:
     input_scale
         ``"counts"``: raw (possibly non-integer, e.g. RSEM expected) counts, always normalised;
         log-looking input is refused. ``"log1p"``: already library-size normalised and log1p
-        transformed, used as given; count-looking input is refused. ``"auto"``: input with
-        non-integer values whose maximum is at most :data:`LOG_SCALE_MAX` is treated as
-        ``"log1p"``, anything else as ``"counts"``. ``"log1p"`` also serves any log-scale,
-        non-negative matrix (log2 CPM, DESeq2 log2 counts). ``"real"``: any real values, used
-        as given, negative ones allowed (z-scores, VST or voom values, pathway scores);
-        only ``"real"`` accepts negative values.
+        transformed (or any non-negative log scale: log2 CPM, DESeq2 log2 counts), used as given;
+        count-looking input is refused. ``"auto"``: non-integer input whose maximum is at most
+        :data:`LOG_SCALE_MAX` is treated as ``"log1p"``, anything else as ``"counts"``.
+        ``"real"``: any real values, used as given; the only scale that accepts negative values
+        (z-scores, VST or voom values, pathway scores).
     value_encoding
         ``"log"``: the values above. ``"rank"``: each sample's values replaced by the normal
         scores of their ranks among all the genes the sample measures (ties share their mean

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
@@ -24,35 +25,23 @@ def strip_ensembl_version(gene_ids: Iterable[object]) -> np.ndarray:
     >>> strip_ensembl_version(["ENSMUSG00000000001.4", "ERCC-00002", "Actb"]).tolist()
     ['ENSMUSG00000000001', 'ERCC-00002', 'Actb']
     """
-    out = []
-    for position, gene_id in enumerate(gene_ids):
-        text = _as_text(gene_id, position)
-        match = _ENSEMBL_VERSIONED.match(text)
-        out.append(match.group(1) if match else text)
-    return np.asarray(out, dtype=object)
+    texts = (_as_text(gene_id, position) for position, gene_id in enumerate(gene_ids))
+    return np.asarray([_ENSEMBL_VERSIONED.sub(r"\1", text) for text in texts], dtype=object)
 
 
 def duplicated_ids(gene_ids: np.ndarray) -> list[str]:
     """Ids that occur more than once, in order of first occurrence."""
-    values, counts = np.unique(gene_ids.astype(str), return_counts=True)
-    repeated = set(values[counts > 1].tolist())
-    seen: dict[str, None] = {}
-    for gene_id in gene_ids:
-        if gene_id in repeated:
-            seen.setdefault(str(gene_id), None)
-    return list(seen)
+    counts = Counter(str(gene_id) for gene_id in gene_ids)
+    return [gene_id for gene_id, count in counts.items() if count > 1]
 
 
 def _as_text(gene_id: object, position: int) -> str:
-    if gene_id is None or (isinstance(gene_id, float) and np.isnan(gene_id)):
-        raise ValueError(
-            f"Gene id at position {position} is missing (None/NaN); every gene needs an id. "
-            "Fill or drop it, or pass gene_column= to read ids from another var column."
-        )
-    text = str(gene_id).strip()
+    missing = gene_id is None or (isinstance(gene_id, float) and np.isnan(gene_id))
+    text = "" if missing else str(gene_id).strip()
     if not text:
         raise ValueError(
-            f"Gene id at position {position} is empty; every gene needs an id. "
-            "Fill or drop it, or pass gene_column= to read ids from another var column."
+            f"Gene id at position {position} is {'missing (None/NaN)' if missing else 'empty'}; "
+            "every gene needs an id. Fill or drop it, or pass gene_column= to read ids from "
+            "another var column."
         )
     return text

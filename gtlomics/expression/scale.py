@@ -119,7 +119,7 @@ def check_values(
             row, col = _first_entry(values, bad)
             raise ValueError(
                 f"{n_bad} {what} expression values, first at sample {sample_ids[row]!r}, gene "
-                f"{gene_ids[col]!r} (value {_entry(values, row, col)!r}); {fix}."
+                f"{gene_ids[col]!r} (value {float(values[row, col])!r}); {fix}."
             )
 
 
@@ -198,7 +198,3 @@ def _first_entry(values, bad: np.ndarray) -> tuple[int, int]:
         return row, int(values.indices[position])
     row, col = np.argwhere(bad)[0]
     return int(row), int(col)
-
-
-def _entry(values, row: int, col: int) -> float:
-    return float(values[row, col])

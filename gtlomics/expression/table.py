@@ -106,12 +106,11 @@ def is_anndata(obj: object) -> bool:
 
 def check_numeric_dtype(dtype: np.dtype, where: str) -> None:
     """Refuse dtypes that cannot hold expression values (bool, complex, strings, objects)."""
-    if dtype.kind in "iuf":
-        return
-    raise TypeError(
-        f"{where} has dtype {dtype}; expression values must be integer or float numbers. "
-        "Convert the matrix (e.g. X.astype(np.float32)) or drop non-numeric columns."
-    )
+    if dtype.kind not in "iuf":
+        raise TypeError(
+            f"{where} has dtype {dtype}; expression values must be integer or float numbers. "
+            "Convert the matrix (e.g. X.astype(np.float32)) or drop non-numeric columns."
+        )
 
 
 def _from_anndata(adata: Any, layer: str | None, gene_column: str | None, gene_ids: Any):

@@ -87,10 +87,9 @@ class GeneVocab:
           baselines). At CPM scale rarely detected genes have small log values, so they do not
           dominate as they would at a target sum of 1e4.
         * ``"seurat"``: scanpy's ``highly_variable_genes(flavor="seurat")`` normalised dispersion
-          (dispersion of the linear values z-scored within 20 bins of mean expression). It works
-          with the installed packages (``seurat_v3`` would need scikit-misc) but is a *relative*
-          score: genes that vary together at a similar mean share a bin and cancel out, and with
-          few genes per bin the scores are noise.
+          (dispersion of the linear values z-scored within 20 bins of mean expression), a
+          *relative* score: genes that vary together at a similar mean share a bin and cancel
+          out, and with few genes per bin the scores are noise.
 
         Exactly ``n_genes`` genes are kept, most variable first (so a smaller vocabulary is a
         prefix of a larger one), ties broken by input order; constant genes rank last. Asking for

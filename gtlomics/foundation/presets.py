@@ -64,17 +64,9 @@ class FoundationPreset:
         """The cousin-task generator for ``n_rows`` samples: ``cousin_tasks`` scaled to them."""
         from gtlomics.scouts import ClusterScoutGenerator
 
-        settings = self.cousin_tasks.for_samples(n_rows)
-        return ClusterScoutGenerator(
-            n_pca=settings.n_pca,
-            n_components=settings.n_components,
-            n_clusters=settings.n_clusters,
-            n_tasks=self.n_scouts,
-            min_cluster_size=settings.min_cluster_size,
-            n_neighbors=settings.n_neighbors,
-            n_epochs=settings.umap_epochs,
-            random_state=seed,
-        )
+        settings = self.cousin_tasks.for_samples(n_rows).to_dict()
+        settings["n_epochs"] = settings.pop("umap_epochs")  # the generator's name for it
+        return ClusterScoutGenerator(**settings, n_tasks=self.n_scouts, random_state=seed)
 
 
 PRESETS: dict[str, FoundationPreset] = {
