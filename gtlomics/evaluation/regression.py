@@ -20,12 +20,7 @@ import pandas as pd
 from gtlomics.evaluation.arms import Arm
 from gtlomics.evaluation.metrics import REGRESSION_METRICS, score_regression
 from gtlomics.evaluation.protocols import Protocol
-from gtlomics.evaluation.runner import TaskKind, run_folds
-
-SELECTION_NOTE = (
-    "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
-    "tune alpha on their training fold (inner CV); neural arms train for a fixed schedule."
-)
+from gtlomics.evaluation.runner import SELECTION_NOTE, TaskKind, run_folds
 
 __all__ = [
     "RegressionResult",
@@ -159,8 +154,9 @@ def regression_summary(result: RegressionResult) -> pd.DataFrame:
 def regression_summary_markdown(result: RegressionResult) -> str:
     """A markdown table of :func:`regression_summary`, with the protocol and selection note."""
     table = regression_summary(result)
+    note = SELECTION_NOTE.format("alpha")
     lines = [
-        f"Protocol: {result.protocol}; seed {result.random_state}. {SELECTION_NOTE}",
+        f"Protocol: {result.protocol}; seed {result.random_state}. {note}",
         "",
         "| arm | R² per fold | MAE per fold | Spearman per fold | pooled R² | pooled MAE "
         "| pooled Spearman |",
