@@ -213,13 +213,8 @@ def _run_arm(task: TaskKind, arm: Arm, X_train, y_train, X_test, y_test, seed: i
         estimator.fit(X_train, y_train)
         fit_seconds = time.perf_counter() - start
         metrics, frame = task.predict(estimator, X_test, y_test)
-    record = {
-        "seed": seed,
-        "n_train": len(y_train),
-        "n_test": len(y_test),
-        **metrics,
-        "fit_seconds": fit_seconds,
-    }
+    sizes = {"seed": seed, "n_train": len(y_train), "n_test": len(y_test)}
+    record = {**sizes, **metrics, "fit_seconds": fit_seconds}
     return record, frame, history_frame(getattr(estimator, "history_", None))
 
 
