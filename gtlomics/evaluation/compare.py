@@ -130,13 +130,9 @@ def paired_comparison(
 
 
 def _paired_table(result: EvaluationResult, metric: str) -> tuple[pd.DataFrame, str]:
-    """Units × arms table of ``metric`` and the name of its unit.
-
-    Per-fold scores where the metric is defined on every fold (``"fold"``); else the folds where
-    it is defined (``"fold with both classes"``: e.g. held-out studies of one class drop out of an
-    AUROC comparison), when at least two remain; else pooled out-of-fold scores per repeat
-    (``"repeat"``: leave-one-out). Arms for which the metric is never defined (log-loss of the
-    linear SVM) are dropped.
+    """Units × arms table of ``metric`` and its unit: per fold if defined on every fold; else the
+    folds where it is (at least two; held-out one-class studies drop out of AUROC); else pooled
+    per repeat (leave-one-out). Arms where it is never defined (SVM log-loss) are dropped.
     """
     per_fold = result.scores.pivot(index=["repeat", "fold"], columns="arm", values=metric)
     per_fold = per_fold.dropna(axis="columns", how="all")

@@ -1,11 +1,9 @@
 """Evaluate regressors on continuous targets: the classifier runner's fold loop, other metrics.
 
-:func:`evaluate_regression` is the regression counterpart of
-:func:`gtlomics.evaluation.evaluate`: both run :func:`~gtlomics.evaluation.runner.run_folds`, so
-every arm is fitted on the same folds with the same per-fold seed and nothing is tuned on a test
-fold; scores are R², MAE and Spearman per fold and pooled over out-of-fold predictions. The
-summary and report are separate because the classification ones are built around classes,
-probabilities and AUROC.
+:func:`evaluate_regression` runs :func:`~gtlomics.evaluation.runner.run_folds` like
+:func:`gtlomics.evaluation.evaluate` (same folds and per-fold seeds, nothing tuned on a test fold)
+and scores R², MAE and Spearman per fold and pooled. Its summary and report are separate: the
+classification ones are built around classes, probabilities and AUROC.
 """
 
 from __future__ import annotations
@@ -39,16 +37,12 @@ class RegressionResult:
     Attributes
     ----------
     scores
-        One row per (repeat, fold, arm): ``arm``, ``kind``, ``repeat``, ``fold``, ``held_out``,
-        ``seed``, ``n_train``, ``n_test``, ``r2``, ``mae``, ``spearman``, ``fit_seconds``.
+        One row per (repeat, fold, arm) as in :class:`~gtlomics.evaluation.EvaluationResult`,
+        with the metrics ``r2``, ``mae`` and ``spearman``.
     predictions
         One row per (repeat, fold, arm, test sample): ``sample``, ``y_true``, ``y_pred``.
-    protocol
-        Human-readable protocol name.
-    arms
-        ``(name, kind, description)`` of each arm, in evaluation order.
-    random_state
-        Seed the whole evaluation was derived from.
+    protocol, arms, random_state
+        As in :class:`~gtlomics.evaluation.EvaluationResult`.
     """
 
     scores: pd.DataFrame

@@ -43,8 +43,7 @@ def plot_cousin_tasks(
     Returns
     -------
     matplotlib.figure.Figure
-        Built without pyplot, so it works under any backend (Agg included); save it with
-        ``fig.savefig(path)``.
+        Built without pyplot (any backend); save it with ``fig.savefig(path)``.
     """
     from matplotlib.figure import Figure
 
