@@ -117,12 +117,10 @@ def paired_comparison(
     baselines = [
         name for name, kind in kinds.items() if kind == "baseline" and name in table and name != arm
     ]
-    if arm not in table or not baselines:
+    baseline_means = table[baselines].mean().dropna()
+    if arm not in table or baseline_means.empty:
         return None
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    baseline_means = table[baselines].mean().dropna()
-    if baseline_means.empty:
-        return None
     best = str((sign * baseline_means).idxmax())
     pairs = table[[arm, best]].dropna()
     difference = (pairs[arm] - pairs[best]).to_numpy()
