@@ -97,11 +97,7 @@ def _pooled_predictions(frame: pd.DataFrame, classes: np.ndarray) -> Predictions
 
 
 def paired_comparison(
-    result: EvaluationResult,
-    *,
-    arm: str = "gtl",
-    metric: str = "auroc",
-    against: str | None = None,
+    result: EvaluationResult, *, arm: str = "gtl", metric: str = "auroc", against: str | None = None
 ) -> PairedComparison | None:
     """Compare ``arm`` with the best baseline (by mean ``metric``) over the same units.
 
