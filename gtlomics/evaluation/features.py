@@ -24,11 +24,6 @@ def count_matrix(X, *, layer: str | None = None) -> np.ndarray:
         AnnData (``.X`` or ``.layers[layer]``), pandas DataFrame or array-like (dense or sparse).
     layer
         AnnData layer to read; None reads ``.X``. Ignored for other inputs.
-
-    Returns
-    -------
-    numpy.ndarray
-        The matrix as float64.
     """
     if hasattr(X, "obs") and hasattr(X, "layers"):
         if layer is not None and layer not in X.layers:
