@@ -41,7 +41,7 @@ def count_matrix(X, *, layer: str | None = None) -> np.ndarray:
 class _CountTransformer(TransformerMixin, BaseEstimator):
     """Reads counts with :func:`count_matrix`; remembers the number of genes it was fitted on."""
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None) -> _CountTransformer:
         self.n_features_in_ = count_matrix(X, layer=self.layer).shape[1]
         return self
 

@@ -48,7 +48,7 @@ class Split:
 
 @dataclass(frozen=True)
 class _ShuffledKFold:
-    """Base of the k-fold protocols: a scikit-learn splitter reshuffled for every seed (repeat)."""
+    """Base of the k-fold protocols; each checks its inputs and splits (reshuffled) in _pairs."""
 
     n_splits: int = 5
     needs_groups = False
