@@ -66,11 +66,9 @@ class Arm:
     description
         One line for the report.
     threads
-        Limit native thread pools (BLAS, OpenMP and torch's intra-op pool) to this many threads
-        while the arm fits and predicts (None: no limit). Every built-in arm uses 1: few-shot
-        matrices are too small for threads to pay, and on a busy 2-core machine they cost a lot
-        (an 8 × 120 logistic regression: 0.18 s with 2 BLAS threads, 0.002 s with 1; one GTL
-        fit of 18 samples × 256 genes: 13.9 s with 2 torch threads, 3.2 s with 1).
+        Limit BLAS, OpenMP and torch intra-op threads to this many while the arm fits and
+        predicts (None: no limit). Built-in arms use 1: few-shot fits are too small for threads
+        to pay (one GTL fit of 18 × 256 on 2 cores: 13.9 s with 2 torch threads, 3.2 s with 1).
 
     Examples
     --------

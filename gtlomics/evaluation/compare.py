@@ -97,11 +97,7 @@ def _pooled_predictions(frame: pd.DataFrame, classes: np.ndarray) -> Predictions
 
 
 def paired_comparison(
-    result: EvaluationResult,
-    *,
-    arm: str = "gtl",
-    metric: str = "auroc",
-    against: str | None = None,
+    result: EvaluationResult, *, arm: str = "gtl", metric: str = "auroc", against: str | None = None
 ) -> PairedComparison | None:
     """Compare ``arm`` with the best baseline (by mean ``metric``) over the same units.
 
@@ -117,12 +113,10 @@ def paired_comparison(
     baselines = [
         name for name, kind in kinds.items() if kind == "baseline" and name in table and name != arm
     ]
-    if arm not in table or not baselines:
+    baseline_means = table[baselines].mean().dropna()
+    if arm not in table or baseline_means.empty:
         return None
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    baseline_means = table[baselines].mean().dropna()
-    if baseline_means.empty:
-        return None
     best = str((sign * baseline_means).idxmax())
     pairs = table[[arm, best]].dropna()
     difference = (pairs[arm] - pairs[best]).to_numpy()
@@ -130,13 +124,9 @@ def paired_comparison(
 
 
 def _paired_table(result: EvaluationResult, metric: str) -> tuple[pd.DataFrame, str]:
-    """Units × arms table of ``metric`` and the name of its unit.
-
-    Per-fold scores where the metric is defined on every fold (``"fold"``); else the folds where
-    it is defined (``"fold with both classes"``: e.g. held-out studies of one class drop out of an
-    AUROC comparison), when at least two remain; else pooled out-of-fold scores per repeat
-    (``"repeat"``: leave-one-out). Arms for which the metric is never defined (log-loss of the
-    linear SVM) are dropped.
+    """Units × arms table of ``metric`` and its unit: per fold if defined on every fold; else the
+    folds where it is (at least two; held-out one-class studies drop out of AUROC); else pooled
+    per repeat (leave-one-out). Arms where it is never defined (SVM log-loss) are dropped.
     """
     per_fold = result.scores.pivot(index=["repeat", "fold"], columns="arm", values=metric)
     per_fold = per_fold.dropna(axis="columns", how="all")

@@ -33,24 +33,15 @@ def cousin_task_map(foundation: Any, corpus: Any, *, seed: int = 0, n_tasks: int
     matplotlib.figure.Figure
     """
     from gtlomics.expression import prepare_expression
-    from gtlomics.foundation import CousinTaskSettings
+    from gtlomics.foundation import CousinTaskSettings, FoundationPreset
     from gtlomics.plotting.cousin_tasks import plot_cousin_tasks
-    from gtlomics.scouts import ClusterScoutGenerator, ScoutCapWarning, shift_to_nonnegative
+    from gtlomics.scouts import ScoutCapWarning, shift_to_nonnegative
 
     values = prepare_expression(corpus, foundation.vocab, foundation.preprocessing).values
     values = shift_to_nonnegative(values)  # rank-encoded foundations give negative values
     recorded = foundation.provenance.build_config.get("cousin_tasks", {})
-    settings = CousinTaskSettings(**recorded).for_samples(values.shape[0])
-    generator = ClusterScoutGenerator(
-        n_pca=settings.n_pca,
-        n_components=settings.n_components,
-        n_clusters=settings.n_clusters,
-        n_tasks=max(n_tasks, 1),
-        min_cluster_size=settings.min_cluster_size,
-        n_neighbors=settings.n_neighbors,
-        n_epochs=settings.umap_epochs,
-        random_state=seed,
-    )
+    preset = FoundationPreset(n_scouts=max(n_tasks, 1), cousin_tasks=CousinTaskSettings(**recorded))
+    generator = preset.task_generator(values.shape[0], seed)
     with warnings.catch_warnings():  # sizes are scaled to the corpus on purpose
         warnings.simplefilter("ignore", ScoutCapWarning)
         generator.fit(values)

@@ -24,11 +24,6 @@ def count_matrix(X, *, layer: str | None = None) -> np.ndarray:
         AnnData (``.X`` or ``.layers[layer]``), pandas DataFrame or array-like (dense or sparse).
     layer
         AnnData layer to read; None reads ``.X``. Ignored for other inputs.
-
-    Returns
-    -------
-    numpy.ndarray
-        The matrix as float64.
     """
     if hasattr(X, "obs") and hasattr(X, "layers"):
         if layer is not None and layer not in X.layers:
@@ -43,7 +38,25 @@ def count_matrix(X, *, layer: str | None = None) -> np.ndarray:
     return np.asarray(X, dtype=np.float64)
 
 
-class LogCPM(TransformerMixin, BaseEstimator):
+class _CountTransformer(TransformerMixin, BaseEstimator):
+    """Reads counts with :func:`count_matrix`; remembers the number of genes it was fitted on."""
+
+    def fit(self, X, y=None) -> _CountTransformer:
+        self.n_features_in_ = count_matrix(X, layer=self.layer).shape[1]
+        return self
+
+    def _counts(self, X) -> np.ndarray:
+        check_is_fitted(self, "n_features_in_")
+        counts = count_matrix(X, layer=self.layer)
+        if counts.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"{type(self).__name__} was fitted on {self.n_features_in_} genes but got "
+                f"{counts.shape[1]}; pass the same genes in the same order."
+            )
+        return counts
+
+
+class LogCPM(_CountTransformer):
     """Library-size normalise raw counts to counts per million, then ``log1p``.
 
     Stateless apart from remembering the number of input genes.
@@ -65,19 +78,8 @@ class LogCPM(TransformerMixin, BaseEstimator):
         self.layer = layer
         self.target_sum = target_sum
 
-    def fit(self, X, y=None) -> LogCPM:
-        counts = count_matrix(X, layer=self.layer)
-        self.n_features_in_ = counts.shape[1]
-        return self
-
     def transform(self, X) -> np.ndarray:
-        check_is_fitted(self, "n_features_in_")
-        counts = count_matrix(X, layer=self.layer)
-        if counts.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"LogCPM was fitted on {self.n_features_in_} genes but got {counts.shape[1]}; "
-                "pass the same genes in the same order."
-            )
+        counts = self._counts(X)
         if np.any(counts < 0) or not np.all(np.isfinite(counts)):
             raise ValueError("LogCPM expects raw, non-negative, finite counts.")
         library = counts.sum(axis=1, keepdims=True)
@@ -85,7 +87,7 @@ class LogCPM(TransformerMixin, BaseEstimator):
         return np.log1p(counts / library * self.target_sum)
 
 
-class RankNormalScores(TransformerMixin, BaseEstimator):
+class RankNormalScores(_CountTransformer):
     """Each sample's counts as normal scores of their ranks among its genes (no fitted state).
 
     The encoding of a rank foundation (``PreprocessingConfig(value_encoding="rank")``) given to a
@@ -100,21 +102,10 @@ class RankNormalScores(TransformerMixin, BaseEstimator):
     def __init__(self, *, layer: str | None = None):
         self.layer = layer
 
-    def fit(self, X, y=None) -> RankNormalScores:
-        self.n_features_in_ = count_matrix(X, layer=self.layer).shape[1]
-        return self
-
     def transform(self, X) -> np.ndarray:
         from gtlomics.expression.scale import rank_normal_scores
 
-        check_is_fitted(self, "n_features_in_")
-        values = count_matrix(X, layer=self.layer)
-        if values.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"RankNormalScores was fitted on {self.n_features_in_} genes but got "
-                f"{values.shape[1]}; pass the same genes in the same order."
-            )
-        return rank_normal_scores(values).astype(np.float64)
+        return rank_normal_scores(self._counts(X)).astype(np.float64)
 
 
 class MostVariableGenes(TransformerMixin, BaseEstimator):

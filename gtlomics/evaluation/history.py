@@ -46,10 +46,8 @@ def history_frame(history) -> pd.DataFrame | None:
         frame = history.copy()
     elif hasattr(history, "to_frame"):
         frame = history.to_frame()
-    elif isinstance(history, Mapping):
-        frame = pd.DataFrame(_per_epoch_columns(history))
-    elif dataclasses.is_dataclass(history):
-        frame = pd.DataFrame(_per_epoch_columns(dataclasses.asdict(history)))
+    elif isinstance(history, Mapping) or dataclasses.is_dataclass(history):
+        frame = pd.DataFrame(_per_epoch_columns(_as_mapping(history)))
     elif isinstance(history, Sequence):
         frame = pd.DataFrame([_as_mapping(row) for row in history])
     else:

@@ -7,6 +7,7 @@ repeated seeds then vary only the models' own randomness.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,26 @@ class Split:
 
 
 @dataclass(frozen=True)
-class StratifiedKFoldCV:
+class _ShuffledKFold:
+    """Base of the k-fold protocols; each checks its inputs and splits (reshuffled) in _pairs."""
+
+    n_splits: int = 5
+    needs_groups = False
+    varies_with_seed = True
+    _title = "{}-fold CV"
+
+    @property
+    def name(self) -> str:
+        return self._title.format(self.n_splits)
+
+    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
+        """Return the folds of one repeat."""
+        pairs = self._pairs(y, groups, seed)
+        return [Split(i, train, test) for i, (train, test) in enumerate(pairs)]
+
+
+@dataclass(frozen=True)
+class StratifiedKFoldCV(_ShuffledKFold):
     """Stratified k-fold, reshuffled for every seed (repeat).
 
     Parameters
@@ -55,16 +75,9 @@ class StratifiedKFoldCV:
         Number of folds; must not exceed the smallest class count.
     """
 
-    n_splits: int = 5
-    needs_groups = False
-    varies_with_seed = True
+    _title = "stratified {}-fold CV"
 
-    @property
-    def name(self) -> str:
-        return f"stratified {self.n_splits}-fold CV"
-
-    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
-        """Return the folds of one repeat."""
+    def _pairs(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> Iterator:
         _, counts = np.unique(y, return_counts=True)
         if counts.min() < self.n_splits:
             raise ValueError(
@@ -72,12 +85,11 @@ class StratifiedKFoldCV:
                 f"smallest class has {counts.min()}. Lower n_splits or use leave-one-out."
             )
         cv = StratifiedKFold(self.n_splits, shuffle=True, random_state=seed)
-        pairs = cv.split(np.zeros(len(y)), y)
-        return [Split(i, train, test) for i, (train, test) in enumerate(pairs)]
+        return cv.split(np.zeros(len(y)), y)
 
 
 @dataclass(frozen=True)
-class KFoldCV:
+class KFoldCV(_ShuffledKFold):
     """Plain (unstratified) k-fold, reshuffled for every seed: for continuous targets.
 
     Parameters
@@ -86,24 +98,35 @@ class KFoldCV:
         Number of folds; must not exceed the number of samples.
     """
 
-    n_splits: int = 5
-    needs_groups = False
-    varies_with_seed = True
-
-    @property
-    def name(self) -> str:
-        return f"{self.n_splits}-fold CV"
-
-    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
-        """Return the folds of one repeat."""
+    def _pairs(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> Iterator:
         if len(y) < self.n_splits:
             raise ValueError(
                 f"{self.n_splits}-fold CV needs at least {self.n_splits} samples, got {len(y)}. "
                 "Lower n_splits or use leave-one-out."
             )
-        cv = KFold(self.n_splits, shuffle=True, random_state=seed)
-        pairs = cv.split(np.zeros(len(y)))
-        return [Split(i, train, test) for i, (train, test) in enumerate(pairs)]
+        return KFold(self.n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)))
+
+
+@dataclass(frozen=True)
+class StratifiedGroupKFoldCV(_ShuffledKFold):
+    """Stratified k-fold that never splits a group (an animal sequenced twice, a cohort).
+
+    No group has samples on both sides of a split.
+
+    Parameters
+    ----------
+    n_splits
+        Number of folds; every fold must be able to hold a group of each class.
+    """
+
+    n_splits: int = 4
+    needs_groups = True
+    _title = "stratified group {}-fold CV"
+
+    def _pairs(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> Iterator:
+        groups = _require_groups(groups, self.name)
+        cv = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=seed)
+        return cv.split(np.zeros(len(y)), y, groups)
 
 
 @dataclass(frozen=True)
@@ -158,32 +181,6 @@ class LeaveOneGroupOut:
         if not splits:
             raise ValueError("No group can be held out with every class left in training.")
         return splits
-
-
-@dataclass(frozen=True)
-class StratifiedGroupKFoldCV:
-    """Stratified k-fold that never splits a group (an animal sequenced twice, a cohort).
-
-    Parameters
-    ----------
-    n_splits
-        Number of folds; every fold must be able to hold a group of each class.
-    """
-
-    n_splits: int = 4
-    needs_groups = True
-    varies_with_seed = True
-
-    @property
-    def name(self) -> str:
-        return f"stratified group {self.n_splits}-fold CV"
-
-    def splits(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> list[Split]:
-        """Return the folds of one repeat; no group has samples on both sides of a split."""
-        groups = _require_groups(groups, self.name)
-        cv = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=seed)
-        pairs = cv.split(np.zeros(len(y)), y, groups)
-        return [Split(i, train, test) for i, (train, test) in enumerate(pairs)]
 
 
 @dataclass(frozen=True)

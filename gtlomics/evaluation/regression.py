@@ -1,11 +1,9 @@
 """Evaluate regressors on continuous targets: the classifier runner's fold loop, other metrics.
 
-:func:`evaluate_regression` is the regression counterpart of
-:func:`gtlomics.evaluation.evaluate`: both run :func:`~gtlomics.evaluation.runner.run_folds`, so
-every arm is fitted on the same folds with the same per-fold seed and nothing is tuned on a test
-fold; scores are R², MAE and Spearman per fold and pooled over out-of-fold predictions. The
-summary and report are separate because the classification ones are built around classes,
-probabilities and AUROC.
+:func:`evaluate_regression` runs :func:`~gtlomics.evaluation.runner.run_folds` like
+:func:`gtlomics.evaluation.evaluate` (same folds and per-fold seeds, nothing tuned on a test fold)
+and scores R², MAE and Spearman per fold and pooled. Its summary and report are separate: the
+classification ones are built around classes, probabilities and AUROC.
 """
 
 from __future__ import annotations
@@ -20,12 +18,7 @@ import pandas as pd
 from gtlomics.evaluation.arms import Arm
 from gtlomics.evaluation.metrics import REGRESSION_METRICS, score_regression
 from gtlomics.evaluation.protocols import Protocol
-from gtlomics.evaluation.runner import TaskKind, run_folds
-
-SELECTION_NOTE = (
-    "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
-    "tune alpha on their training fold (inner CV); neural arms train for a fixed schedule."
-)
+from gtlomics.evaluation.runner import SELECTION_NOTE, TaskKind, run_folds
 
 __all__ = [
     "RegressionResult",
@@ -44,16 +37,12 @@ class RegressionResult:
     Attributes
     ----------
     scores
-        One row per (repeat, fold, arm): ``arm``, ``kind``, ``repeat``, ``fold``, ``held_out``,
-        ``seed``, ``n_train``, ``n_test``, ``r2``, ``mae``, ``spearman``, ``fit_seconds``.
+        One row per (repeat, fold, arm) as in :class:`~gtlomics.evaluation.EvaluationResult`,
+        with the metrics ``r2``, ``mae`` and ``spearman``.
     predictions
         One row per (repeat, fold, arm, test sample): ``sample``, ``y_true``, ``y_pred``.
-    protocol
-        Human-readable protocol name.
-    arms
-        ``(name, kind, description)`` of each arm, in evaluation order.
-    random_state
-        Seed the whole evaluation was derived from.
+    protocol, arms, random_state
+        As in :class:`~gtlomics.evaluation.EvaluationResult`.
     """
 
     scores: pd.DataFrame
@@ -159,8 +148,9 @@ def regression_summary(result: RegressionResult) -> pd.DataFrame:
 def regression_summary_markdown(result: RegressionResult) -> str:
     """A markdown table of :func:`regression_summary`, with the protocol and selection note."""
     table = regression_summary(result)
+    note = SELECTION_NOTE.format("alpha")
     lines = [
-        f"Protocol: {result.protocol}; seed {result.random_state}. {SELECTION_NOTE}",
+        f"Protocol: {result.protocol}; seed {result.random_state}. {note}",
         "",
         "| arm | R² per fold | MAE per fold | Spearman per fold | pooled R² | pooled MAE "
         "| pooled Spearman |",

@@ -21,11 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gtlomics.evaluation.compare import (
-    PairedComparison,
-    paired_comparison,
-    pooled_scores,
-)
+from gtlomics.evaluation.compare import PairedComparison, paired_comparison, pooled_scores
 from gtlomics.evaluation.history import TrainingHistory
 from gtlomics.evaluation.metrics import METRICS
 from gtlomics.evaluation.runner import EvaluationResult

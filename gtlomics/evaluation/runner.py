@@ -29,7 +29,7 @@ __all__ = ["EvaluationResult", "TaskKind", "evaluate", "run_folds", "sample_ids"
 
 SELECTION_NOTE = (
     "No epoch, hyper-parameter or gene set was chosen on a test fold: baselines select genes and "
-    "tune C on their training fold (inner CV); neural arms train for a fixed schedule."
+    "tune {} on their training fold (inner CV); neural arms train for a fixed schedule."
 )
 
 
@@ -65,7 +65,7 @@ class EvaluationResult:
     protocol: str
     arms: tuple[tuple[str, str, str], ...]
     random_state: int
-    notes: tuple[str, ...] = field(default=(SELECTION_NOTE,))
+    notes: tuple[str, ...] = field(default=(SELECTION_NOTE.format("C"),))
 
     def arm_kinds(self) -> dict[str, str]:
         """Map arm name → ``"baseline"`` or ``"neural"``."""
@@ -170,7 +170,7 @@ def run_folds(
     Parameters are those of :func:`evaluate`. Returns the scores, the predictions (with
     ``held_out``) and the training histories.
     """
-    _check_inputs(arms, X, y, groups, protocol)
+    _check_inputs(arms, X, y, groups)
     groups = None if groups is None else np.asarray(groups)
     ids = sample_ids(X)
     scores, predictions, histories = [], [], []
@@ -213,13 +213,8 @@ def _run_arm(task: TaskKind, arm: Arm, X_train, y_train, X_test, y_test, seed: i
         estimator.fit(X_train, y_train)
         fit_seconds = time.perf_counter() - start
         metrics, frame = task.predict(estimator, X_test, y_test)
-    record = {
-        "seed": seed,
-        "n_train": len(y_train),
-        "n_test": len(y_test),
-        **metrics,
-        "fit_seconds": fit_seconds,
-    }
+    sizes = {"seed": seed, "n_train": len(y_train), "n_test": len(y_test)}
+    record = {**sizes, **metrics, "fit_seconds": fit_seconds}
     return record, frame, history_frame(getattr(estimator, "history_", None))
 
 
@@ -270,7 +265,7 @@ def _prediction_frame(predictions: Predictions) -> pd.DataFrame:
     return frame
 
 
-def _check_inputs(arms: Sequence[Arm], X, y: np.ndarray, groups, protocol: Protocol) -> None:
+def _check_inputs(arms: Sequence[Arm], X, y: np.ndarray, groups) -> None:
     names = [arm.name for arm in arms]
     if not names:
         raise ValueError("No arms to evaluate; pass at least one Arm.")
@@ -280,8 +275,6 @@ def _check_inputs(arms: Sequence[Arm], X, y: np.ndarray, groups, protocol: Proto
         raise ValueError(f"X has {X.shape[0]} samples but y has {len(y)} labels.")
     if groups is not None and len(groups) != len(y):
         raise ValueError(f"groups has {len(groups)} entries for {len(y)} samples.")
-    if protocol.needs_groups and groups is None:
-        raise ValueError(f"The {protocol.name} protocol needs groups=...; one per sample.")
 
 
 def _int_seed(seq: np.random.SeedSequence) -> int:

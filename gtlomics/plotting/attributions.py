@@ -34,8 +34,7 @@ def plot_top_genes(source: Any, *, n_genes: int = 20, title: str | None = None) 
     Returns
     -------
     matplotlib.figure.Figure
-        Built without pyplot, so it works under any backend (Agg included); save it with
-        ``fig.savefig(path)``.
+        Built without pyplot (any backend); save it with ``fig.savefig(path)``.
     """
     from matplotlib.figure import Figure
 

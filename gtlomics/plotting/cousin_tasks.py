@@ -43,8 +43,7 @@ def plot_cousin_tasks(
     Returns
     -------
     matplotlib.figure.Figure
-        Built without pyplot, so it works under any backend (Agg included); save it with
-        ``fig.savefig(path)``.
+        Built without pyplot (any backend); save it with ``fig.savefig(path)``.
     """
     from matplotlib.figure import Figure
 
@@ -57,10 +56,7 @@ def plot_cousin_tasks(
     for ax, (number, task) in zip(axes[1:], enumerate(shown), strict=True):
         _draw_task(ax, xy, task, number, point_size)
     for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel(f"{view} 1")
-        ax.set_ylabel(f"{view} 2")
+        ax.set(xticks=[], yticks=[], xlabel=f"{view} 1", ylabel=f"{view} 2")
     return fig
 
 
