@@ -303,11 +303,6 @@ class GTLEstimatorCore(BaseEstimator):
         default = find_default_foundation()
         if default is not None:
             return Foundation.load(default)
-        return self._build_auto_foundation(table, labelled, seed, device)
-
-    def _build_auto_foundation(
-        self, table: Table, labelled: np.ndarray, seed: int, device: torch.device
-    ) -> Foundation:
         logger.info(
             "%s: no default foundation (set %s or run `gtlomics foundation build`); "
             "using a small one built from the %d samples given to fit (%d unlabelled).",
