@@ -32,36 +32,31 @@ class GTLRegressor(RegressorMixin, GTLEstimatorCore):
     """Few-shot regressor for bulk RNA-seq by guided transfer learning.
 
     Parameters mean what they mean for :class:`~gtlomics.classifier.GTLClassifier`, with the
-    same defaults (see there for the long form); those that differ for regression are described
-    here.
+    same defaults; those that differ for regression come first.
 
     Parameters
     ----------
     foundation : str, os.PathLike, Foundation, "auto" or None, default="auto"
         Where fine-tuning starts (``None``: a transformer from scratch). The foundation's scout
         head is a classifier, so the regression head starts fresh (seeded) and its guides are 1.
-    guidance, guide_strength, guide_normalize, head, n_readout_genes
-        The guides and the head, as for the classifier.
     linear_probe : bool, default=True
         Start the head from a ridge regression on the frozen model's features of the training
         samples, ``alpha`` chosen by an inner 3-fold CV of those samples
         (:class:`~gtlomics.linear.InnerCVRidge`). With ``epochs=0`` that ridge is the model.
-    standardize, input_scale, layer, gene_column
-        How the input is read and standardised, as for the classifier.
     n_ensemble : int, default=1
         Fine-tune this many seeds and average their predictions.
     target_key : str, default="target"
         ``adata.obs`` column holding the target when ``fit`` gets an AnnData and ``y=None``.
     epochs : int, default=30
         Fine-tuning epochs of mean squared error on the standardised target.
-    lr, batch_size, weight_decay, optimizer, early_stopping, validation_fraction, n_iter_no_change
-        The fine-tuning schedule, as for the classifier.
-    d_model, n_layers, n_heads, n_genes
-        The from-scratch encoder (and the ``"auto"`` foundation's vocabulary cap), as for the
-        classifier.
-    device, random_state, verbose
-        As for the classifier: the same int ``random_state`` gives bit-identical predictions
-        on CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds everything random; the same int gives bit-identical predictions on CPU.
+    guidance, guide_strength, guide_normalize, head, n_readout_genes, standardize, input_scale
+        As for :class:`~gtlomics.classifier.GTLClassifier` (same options and defaults).
+    layer, gene_column, lr, batch_size, weight_decay, optimizer, early_stopping
+        As for :class:`~gtlomics.classifier.GTLClassifier` (same options and defaults).
+    validation_fraction, n_iter_no_change, d_model, n_layers, n_heads, n_genes, device, verbose
+        As for :class:`~gtlomics.classifier.GTLClassifier` (same options and defaults).
 
     Attributes
     ----------
