@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
@@ -73,7 +73,7 @@ class InnerCVLogisticRegression(ClassifierMixin, BaseEstimator):
             self.estimator_ = search.fit(X, y).best_estimator_
             self.C_ = float(search.best_params_["C"])
         else:
-            self.estimator_ = clone(base).set_params(C=1.0).fit(X, y)
+            self.estimator_ = base.fit(X, y)  # C=1 is LogisticRegression's default
             self.C_ = 1.0
         self.inner_cv_used_ = n_folds >= 2
         self.n_features_in_ = self.estimator_.n_features_in_

@@ -198,7 +198,7 @@ class GTLEstimatorCore(BaseEstimator):
     ) -> tuple[GTLModel, FinetuneResult | None]:
         """Build, standardise, probe and fine-tune one model; ``(model, fine-tuning result)``."""
         model, guides = self._initial_model(start, model_seed)
-        self._standardize_inputs(model, start.foundation, values, present)
+        self._standardize_inputs(model, start, values, present)
         if self.linear_probe:
             self._PROBE(model, values, present, targets, seed=train_seed)
         if self.epochs == 0:
@@ -217,15 +217,11 @@ class GTLEstimatorCore(BaseEstimator):
         return model, result
 
     def _standardize_inputs(
-        self,
-        model: GTLModel,
-        foundation: Foundation | None,
-        values: torch.Tensor,
-        present: torch.Tensor,
+        self, model: GTLModel, start: FitStart, values: torch.Tensor, present: torch.Tensor
     ) -> None:
         """Fit the per-gene input standardisation on the training rows (see ``standardize``)."""
         n_tokens = model.encoder.config.n_genes
-        if foundation is None or self.standardize == "study":
+        if start.foundation is None or self.standardize == "study":
             fit_gene_standardization(model.encoder, values[:, :n_tokens], present[:n_tokens])
         if isinstance(model.head, GeneReadoutHead):
             center, scale = gene_standardization(values, present)
@@ -303,11 +299,6 @@ class GTLEstimatorCore(BaseEstimator):
         default = find_default_foundation()
         if default is not None:
             return Foundation.load(default)
-        return self._build_auto_foundation(table, labelled, seed, device)
-
-    def _build_auto_foundation(
-        self, table: Table, labelled: np.ndarray, seed: int, device: torch.device
-    ) -> Foundation:
         logger.info(
             "%s: no default foundation (set %s or run `gtlomics foundation build`); "
             "using a small one built from the %d samples given to fit (%d unlabelled).",

@@ -180,15 +180,15 @@ def integrated_gradients(
             f"n_steps and batch_size must be >= 1 and max_depth >= 0; got {n_steps}, "
             f"{batch_size} and {max_depth}."
         )
-    settings = _Quadrature(n_steps, max_depth, rtol, batch_size)
     present = present.to(dtype=torch.bool).expand_as(values)
+    paths = [
+        _Path(model, baseline.to(row), row, mask, int(label), batch_size)
+        for row, mask, label in zip(values, present, target, strict=True)
+    ]
     was_training = model.training
     model.eval()
     try:
-        rows = [
-            _explain_one(model, row, mask, baseline, int(label), settings)
-            for row, mask, label in zip(values, present, target, strict=True)
-        ]
+        rows = [_explain_one(path, n_steps, max_depth, rtol) for path in paths]
     finally:
         model.train(was_training)
     attributions = np.stack([row[0] for row in rows]) if rows else np.zeros(values.shape)
@@ -196,25 +196,19 @@ def integrated_gradients(
 
 
 def _explain_one(
-    model: nn.Module,
-    sample: torch.Tensor,
-    present: torch.Tensor,
-    baseline: torch.Tensor,
-    target: int,
-    settings: _Quadrature,
+    path: _Path, n_steps: int, max_depth: int, rtol: float
 ) -> tuple[np.ndarray, float]:
     """Attributions ``(G,)`` and convergence delta of one sample, by adaptive quadrature."""
-    path = _Path(model, baseline.to(sample), sample, present, target, settings.batch_size)
-    lo = torch.arange(settings.n_steps, dtype=torch.float64) / settings.n_steps
-    hi = lo + 1.0 / settings.n_steps
+    lo = torch.arange(n_steps, dtype=torch.float64) / n_steps
+    hi = lo + 1.0 / n_steps
     f_lo, f_hi = path.log_proba(lo), path.log_proba(hi)
-    budget = settings.rtol * abs(float(f_hi[-1] - f_lo[0])) + _ATOL  # allowed |gap| over [0, 1]
-    total = torch.zeros(sample.shape, dtype=torch.float64)
-    for depth in range(settings.max_depth + 1):
+    budget = rtol * abs(float(f_hi[-1] - f_lo[0])) + _ATOL  # allowed |gap| over [0, 1]
+    total = torch.zeros(path.diff.shape, dtype=torch.float64)
+    for depth in range(max_depth + 1):
         mid = (lo + hi) / 2
         parts = path.attributions(mid) * (hi - lo)[:, None]  # (K, G)
         gap = (parts.sum(dim=1) - (f_hi - f_lo)).abs()
-        done = (gap <= budget * (hi - lo)) | (depth == settings.max_depth)
+        done = (gap <= budget * (hi - lo)) | (depth == max_depth)
         total += parts[done].sum(dim=0)
         lo, hi, f_lo, f_hi, mid = lo[~done], hi[~done], f_lo[~done], f_hi[~done], mid[~done]
         if len(lo) == 0:
@@ -225,14 +219,6 @@ def _explain_one(
     ends = path.log_proba(torch.tensor([0.0, 1.0], dtype=torch.float64))
     delta = float(total.sum() - (ends[1] - ends[0]))
     return total.numpy(), delta
-
-
-@dataclass(frozen=True)
-class _Quadrature:
-    n_steps: int
-    max_depth: int
-    rtol: float
-    batch_size: int
 
 
 _ATOL = 1e-4  # absolute part of the per-sample completeness budget (log-probability units)

@@ -30,15 +30,7 @@ import torch
 from sklearn.utils.multiclass import check_classification_targets
 
 from gtlomics.expression import GeneVocab, PreprocessingConfig, prepare_expression
-from gtlomics.foundation import Foundation
-from gtlomics.foundation.storage import (
-    load_tensors,
-    read_checked_dir,
-    read_json,
-    save_tensors,
-    write_checked_dir,
-    write_json,
-)
+from gtlomics.foundation import Foundation, storage
 from gtlomics.nn import (
     ClassificationHead,
     EncoderConfig,
@@ -244,17 +236,13 @@ class FittedModel:
         """
 
         def write(folder: Path) -> None:
-            write_json(folder / STATE_FILE, self.to_record(params))
-            save_tensors(folder / MODEL_FILE, self.model.state_dict())
+            storage.write_json(folder / STATE_FILE, self.to_record(params))
+            storage.save_tensors(folder / MODEL_FILE, self.model.state_dict())
             if self.foundation is not None:
                 self.foundation.save(folder / FOUNDATION_DIR)
 
-        return write_checked_dir(
-            path,
-            write,
-            format_name=format_name,
-            format_version=FORMAT_VERSION,
-            overwrite=overwrite,
+        return storage.write_checked_dir(
+            path, write, format_name=format_name, format_version=FORMAT_VERSION, overwrite=overwrite
         )
 
     @classmethod
@@ -272,8 +260,8 @@ class FittedModel:
         one as an object.
         """
         folder = Path(path).expanduser()
-        read_checked_dir(folder, format_name=format_name, supported_version=FORMAT_VERSION)
-        record = read_json(folder / STATE_FILE)
+        storage.read_checked_dir(folder, format_name=format_name, supported_version=FORMAT_VERSION)
+        record = storage.read_json(folder / STATE_FILE)
         saved = folder / FOUNDATION_DIR
         foundation = Foundation.load(saved) if saved.is_dir() else None
         params = dict(record["params"])
@@ -284,7 +272,7 @@ class FittedModel:
         fitted = cls(
             vocab=GeneVocab.from_list(record["vocab"]),
             preprocessing=PreprocessingConfig.from_dict(record["preprocessing"]),
-            model=_rebuild_model(record, load_tensors(folder / MODEL_FILE), device),
+            model=_rebuild_model(record, storage.load_tensors(folder / MODEL_FILE), device),
             task=task_type.from_dict(record),
             n_features_in=record["n_features_in"],
             feature_names_in=None if names is None else np.asarray(names, dtype=object),

@@ -1,16 +1,14 @@
 """Linear probe: start a model's head from a tuned linear model (the LP of LP-FT).
 
-Classifiers use an L2 logistic regression (:func:`fit_linear_probe`), regressors a ridge
-regression with ``alpha`` chosen the same way (:func:`fit_ridge_probe`).
-
-An L2 logistic regression, ``C`` chosen by an inner CV of the training samples only
-(:class:`~gtlomics.linear.InnerCVLogisticRegression`), is fitted on the frozen model's features
-of the training samples: the pooled embedding, plus every read-out gene's standardised value when
-the head is a :class:`~gtlomics.nn.GeneReadoutHead`. Its coefficients then become the head's
-weights, so before fine-tuning the model predicts exactly what that logistic regression predicts.
-Fine-tuning starts from a good head instead of a random one, which is what keeps a dozen samples
-from distorting the pre-trained features (Kumar et al. 2022, "Fine-tuning can distort pretrained
-features and underperform out-of-distribution").
+A linear model, its regularisation chosen by an inner CV of the training samples only, is fitted
+on the frozen model's features of the training samples: the pooled embedding, plus every read-out
+gene's standardised value when the head is a :class:`~gtlomics.nn.GeneReadoutHead`. Classifiers
+use an L2 logistic regression (:func:`fit_linear_probe`), regressors a ridge regression
+(:func:`fit_ridge_probe`). Its coefficients become the head's weights, so before fine-tuning the
+model predicts exactly what the linear model predicts. Fine-tuning starts from a good head instead
+of a random one, which is what keeps a dozen samples from distorting the pre-trained features
+(Kumar et al. 2022, "Fine-tuning can distort pretrained features and underperform
+out-of-distribution").
 """
 
 from __future__ import annotations
@@ -106,15 +104,10 @@ def fit_ridge_probe(
 
     Parameters
     ----------
-    model : GTLModel
-        A one-output model; its head (``linear`` and, for a read-out head, ``gene_weight``) is
-        overwritten, so the model then predicts what the ridge regression predicts.
-    values, present : Tensor
-        Training inputs as the model consumes them.
+    model, values, present, seed
+        As for :func:`fit_linear_probe`; ``model`` has one output.
     targets : ndarray
         ``(n,)`` continuous targets of the training rows (standardised by the regressor).
-    seed : int
-        Seed of the inner-CV fold shuffle.
 
     Returns
     -------

@@ -31,68 +31,32 @@ __all__ = ["GTLRegressor"]
 class GTLRegressor(RegressorMixin, GTLEstimatorCore):
     """Few-shot regressor for bulk RNA-seq by guided transfer learning.
 
-    Every parameter but ``target_key`` means what it means for
-    :class:`~gtlomics.classifier.GTLClassifier` (see there for the long form); the differences
-    are listed here.
+    Parameters mean what they mean for :class:`~gtlomics.classifier.GTLClassifier`, with the
+    same defaults; those that differ for regression come first.
 
     Parameters
     ----------
     foundation : str, os.PathLike, Foundation, "auto" or None, default="auto"
         Where fine-tuning starts (``None``: a transformer from scratch). The foundation's scout
         head is a classifier, so the regression head starts fresh (seeded) and its guides are 1.
-    guidance : {"scouts", "none", "shuffled", "constant"}, default="scouts"
-        Guides of the foundation, none, or their two controls.
-    guide_strength : float, default=1.0
-        0 is unguided, 1 applies the guides fully.
-    guide_normalize : {"global", "per_tensor"}, default="global"
-        How raw guides are min-max normalised.
-    head : {"readout", "pooled"}, default="readout"
-        Pooled embedding plus a linear read-out of every input gene, or the pooled part only.
-    n_readout_genes : int, default=2000
-        The training samples' most variable genes added to the read-out.
     linear_probe : bool, default=True
         Start the head from a ridge regression on the frozen model's features of the training
         samples, ``alpha`` chosen by an inner 3-fold CV of those samples
         (:class:`~gtlomics.linear.InnerCVRidge`). With ``epochs=0`` that ridge is the model.
-    standardize : {"study", "foundation"}, default="study"
-        Per-gene input standardisation fitted on the training samples, or the corpus's.
-    input_scale : {"auto", "counts", "log1p", "real"}, default="auto"
-        How input values are read.
     n_ensemble : int, default=1
         Fine-tune this many seeds and average their predictions.
     target_key : str, default="target"
         ``adata.obs`` column holding the target when ``fit`` gets an AnnData and ``y=None``.
-    layer : str or None, default=None
-        AnnData layer to read; ``None`` reads ``.X``.
-    gene_column : str or None, default=None
-        ``adata.var`` column holding gene ids; ``None`` uses ``var_names``.
     epochs : int, default=30
         Fine-tuning epochs of mean squared error on the standardised target.
-    lr : float, default=3e-4
-        Learning rate of fine-tuning.
-    batch_size : int, default=8
-        Mini-batch size.
-    weight_decay : float, default=0.01
-        Weight decay of the optimiser.
-    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
-        Optimiser; guides scale its update whichever it is.
-    early_stopping : bool, default=False
-        Stop when the loss on a random inner split of the training data stops improving.
-    validation_fraction : float, default=0.25
-        Size of that inner split.
-    n_iter_no_change : int, default=5
-        Patience of early stopping, in epochs.
-    d_model, n_layers, n_heads : int, default=64, 2, 4
-        Shape of the from-scratch encoder (``foundation=None`` only).
-    n_genes : int, default=2048
-        Vocabulary size of the from-scratch encoder (the most variable training genes); for a
-        foundation built by ``"auto"`` a cap on its vocabulary (``AUTO_PRESET``'s 256 genes).
-    device : str, default="auto"
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     random_state : int, RandomState instance or None, default=None
         Seeds everything random; the same int gives bit-identical predictions on CPU.
-    verbose : int, default=0
-        0 is quiet; 1 shows progress bars.
+    guidance, guide_strength, guide_normalize, head, n_readout_genes, standardize, input_scale
+        As for :class:`~gtlomics.classifier.GTLClassifier` (same options and defaults).
+    layer, gene_column, lr, batch_size, weight_decay, optimizer, early_stopping
+        As for :class:`~gtlomics.classifier.GTLClassifier` (same options and defaults).
+    validation_fraction, n_iter_no_change, d_model, n_layers, n_heads, n_genes, device, verbose
+        As for :class:`~gtlomics.classifier.GTLClassifier` (same options and defaults).
 
     Attributes
     ----------

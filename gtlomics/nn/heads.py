@@ -23,15 +23,21 @@ __all__ = [
 ENSEMBLE_COMBINES: tuple[str, ...] = ("probabilities", "mean")
 
 
-def _seeded_linear(n_in: int, n_out: int, seed: int) -> nn.Linear:
-    with torch.device("meta"):
-        linear = nn.Linear(n_in, n_out)
-    linear = linear.to_empty(device="cpu")
-    init_parameters(linear, torch.Generator().manual_seed(seed))
-    return linear
+class _LinearHead(nn.Module):
+    """A head of one linear layer ``(..., D)`` → ``(..., n_outputs)``, initialised from ``seed``."""
+
+    def __init__(self, d_model: int, n_outputs: int, seed: int) -> None:
+        super().__init__()
+        with torch.device("meta"):
+            linear = nn.Linear(d_model, n_outputs)
+        self.linear = linear.to_empty(device="cpu")
+        init_parameters(self.linear, torch.Generator().manual_seed(seed))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features)
 
 
-class MaskedExpressionHead(nn.Module):
+class MaskedExpressionHead(_LinearHead):
     """Predict one value per gene token: ``(B, G, D)`` → ``(B, G)``.
 
     Examples
@@ -42,14 +48,13 @@ class MaskedExpressionHead(nn.Module):
     """
 
     def __init__(self, d_model: int, *, seed: int = 0) -> None:
-        super().__init__()
-        self.linear = _seeded_linear(d_model, 1, seed)
+        super().__init__(d_model, 1, seed)
 
     def forward(self, gene_features: torch.Tensor) -> torch.Tensor:
         return self.linear(gene_features).squeeze(-1)  # (B, G)
 
 
-class ClassificationHead(nn.Module):
+class ClassificationHead(_LinearHead):
     """Linear classifier on pooled features: ``(B, D)`` → logits ``(B, C)``.
 
     Examples
@@ -60,17 +65,13 @@ class ClassificationHead(nn.Module):
     """
 
     def __init__(self, d_model: int, n_classes: int, *, seed: int = 0) -> None:
-        super().__init__()
         if n_classes < 2:
             raise ValueError(f"A classification head needs n_classes >= 2, got {n_classes}.")
+        super().__init__(d_model, n_classes, seed)
         self.n_classes = n_classes
-        self.linear = _seeded_linear(d_model, n_classes, seed)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.linear(pooled)  # (B, C)
 
 
-class RegressionHead(nn.Module):
+class RegressionHead(_LinearHead):
     """Linear regression on pooled features: ``(B, D)`` → ``(B, n_outputs)``.
 
     Examples
@@ -81,17 +82,13 @@ class RegressionHead(nn.Module):
     """
 
     def __init__(self, d_model: int, n_outputs: int = 1, *, seed: int = 0) -> None:
-        super().__init__()
         if n_outputs < 1:
             raise ValueError(f"A regression head needs n_outputs >= 1, got {n_outputs}.")
+        super().__init__(d_model, n_outputs, seed)
         self.n_outputs = n_outputs
-        self.linear = _seeded_linear(d_model, n_outputs, seed)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.linear(pooled)  # (B, n_outputs)
 
 
-class GeneReadoutHead(nn.Module):
+class GeneReadoutHead(_LinearHead):
     """Pooled features plus a linear read-out of every input gene: outputs ``(B, C)``.
 
     ``logits = linear(pooled) + z @ gene_weight.T`` where ``z`` is each input gene standardised
@@ -111,11 +108,10 @@ class GeneReadoutHead(nn.Module):
     """
 
     def __init__(self, d_model: int, n_outputs: int, n_readout: int, *, seed: int = 0) -> None:
-        super().__init__()
         if n_outputs < 1:
             raise ValueError(f"A read-out head needs n_outputs >= 1, got {n_outputs}.")
+        super().__init__(d_model, n_outputs, seed)
         self.n_outputs = n_outputs
-        self.linear = _seeded_linear(d_model, n_outputs, seed)
         self.gene_weight = nn.Parameter(torch.zeros(n_outputs, n_readout))
         self.register_buffer("readout_center", torch.zeros(n_readout))
         self.register_buffer("readout_scale", torch.ones(n_readout))
