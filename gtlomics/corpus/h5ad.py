@@ -90,13 +90,9 @@ def h5ad_n_rows(path: str | os.PathLike, layer: str | None = None) -> int:
     """Rows of ``X`` (or ``layers[layer]``), from the file's metadata."""
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No .h5ad file at {path}.")
+    path = _existing_file(path)
     with h5py.File(path, "r") as handle:
-        matrix = _matrix(handle, layer, path)
-        shape = matrix.shape if isinstance(matrix, h5py.Dataset) else matrix.attrs["shape"]
-        return int(shape[0])
+        return _matrix_shape(_matrix(handle, layer, path), layer, path)[0]
 
 
 def read_h5ad_whole(path: str | os.PathLike):
@@ -104,8 +100,7 @@ def read_h5ad_whole(path: str | os.PathLike):
     naming it."""
     import anndata as ad
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such file.")
+    path = _existing_file(path)
     try:
         return ad.read_h5ad(path)
     except OSError as error:
@@ -118,9 +113,7 @@ def iter_h5ad_tables(
     """``(start, table)`` for each block of ``chunk_size`` rows, in file order, values as stored."""
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No .h5ad file at {path}.")
+    path = _existing_file(path)
     with h5py.File(path, "r") as handle:
         matrix, gene_ids, sample_ids = _open_arrays(handle, reading, path)
         for start in range(0, matrix.shape[0], chunk_size):

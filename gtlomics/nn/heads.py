@@ -190,9 +190,10 @@ class SeedEnsemble(nn.Module):
     >>> from gtlomics.nn import EncoderConfig, ExpressionEncoder
     >>> cfg = EncoderConfig(n_genes=4, d_model=8, n_heads=2, n_layers=1)
     >>> members = [
-    ...     GTLModel(ExpressionEncoder(cfg, seed=s), ClassificationHead(8, 2)) for s in (0, 1)
+    ...     GTLModel(ExpressionEncoder(cfg, seed=s), ClassificationHead(8, 2, seed=s))
+    ...     for s in (0, 1)
     ... ]
-    >>> SeedEnsemble(members)(torch.zeros(3, 4)).exp().sum(dim=1).tolist()
+    >>> SeedEnsemble(members)(torch.zeros(3, 4)).exp().sum(dim=1).round(decimals=5).tolist()
     [1.0, 1.0, 1.0]
     """
 

@@ -26,6 +26,7 @@ from gtlomics.train.runtime import (
     child_seed,
     full_precision,
     make_optimizer,
+    optimizer_step,
     to_tensor,
 )
 
@@ -100,11 +101,7 @@ class _Finetuner:
     def train_step(self, rows: torch.Tensor) -> float:
         self.model.train()
         loss = self.get_loss(rows)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        optimizer_step(self.optimizer, loss, self.model.parameters(), self.config.grad_clip)
         return float(loss.detach())
 
     def train_epoch(self, epoch: int, fit_rows: np.ndarray) -> float:

@@ -36,7 +36,14 @@ from gtlomics.train.distributed import (
     process_group_context,
 )
 from gtlomics.train.pretrain_data import BATCH, HEAD, Batch, PretrainRows, draw_mask, pretrain_rows
-from gtlomics.train.runtime import autocast_for, child_rng, child_seed, full_precision
+from gtlomics.train.runtime import (
+    autocast_for,
+    child_rng,
+    child_seed,
+    full_precision,
+    make_optimizer,
+    optimizer_step,
+)
 
 __all__ = ["PretrainEpoch", "PretrainResult", "pretrain"]
 
@@ -245,12 +252,8 @@ class _Pretrainer:
         return float(global_loss)
 
     def _optimizer_step(self, loss: torch.Tensor) -> float:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            params = [*self.encoder.parameters(), *self.head.parameters()]
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        self.optimizer.step()
+        params = [*self.encoder.parameters(), *self.head.parameters()]
+        optimizer_step(self.optimizer, loss, params, self.config.grad_clip)
         self.scheduler.step()
         return float(loss.detach())
 
@@ -325,7 +328,7 @@ def _lr_lambda(total_steps: int, warmup_fraction: float):
 
 def _adamw_with_schedule(params, config: PretrainConfig, total_steps: int):
     """AdamW with linear warm-up then cosine decay over ``total_steps``."""
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(params, "adamw", lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(total_steps, config.warmup_fraction)
     )

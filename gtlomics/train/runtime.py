@@ -13,6 +13,7 @@ __all__ = [
     "child_seed",
     "full_precision",
     "make_optimizer",
+    "optimizer_step",
     "resolve_device",
     "to_tensor",
 ]
@@ -51,6 +52,21 @@ def make_optimizer(
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    parameters: Iterable[torch.Tensor],
+    grad_clip: float | None,
+) -> None:
+    """Back-propagate ``loss`` and step ``optimizer``, the gradient norm of ``parameters`` first
+    clipped at ``grad_clip`` (None: not clipped)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    optimizer.step()
 
 
 def autocast_for(device: torch.device, enabled: bool) -> torch.autocast:

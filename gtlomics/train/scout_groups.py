@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gtlomics.nn import GTLModel, ensemble_logits, set_dropout_generator
-from gtlomics.train.runtime import autocast_for, full_precision, make_optimizer
+from gtlomics.train.runtime import autocast_for, full_precision, make_optimizer, optimizer_step
 
 __all__ = ["EnsembleScouts", "LoopScout"]
 
@@ -48,11 +48,7 @@ class LoopScout:
             scout_present = present[0] if present is not None and present.ndim == 3 else present
             logits = self.model(values[0], scout_present)
         loss = F.cross_entropy(full_precision(logits), labels[0])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        optimizer_step(self.optimizer, loss, self.model.parameters(), self.config.grad_clip)
         return loss.detach().reshape(1)
 
     def squared_change(self) -> dict[str, torch.Tensor]:
