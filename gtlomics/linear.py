@@ -131,7 +131,10 @@ class InnerCVRidge(RegressorMixin, BaseEstimator):
         n_folds = int(min(self.inner_folds, len(y)))
         if n_folds >= 2:
             cv = KFold(n_folds, shuffle=True, random_state=self.random_state)
-            self.estimator_ = RidgeCV(alphas=list(self.alphas), cv=cv).fit(X, y)
+            # Mean squared error, not RidgeCV's default R²: R² is undefined on a one-sample
+            # inner test fold (few-shot training sets), where every alpha would score NaN.
+            scoring = "neg_mean_squared_error"
+            self.estimator_ = RidgeCV(alphas=list(self.alphas), cv=cv, scoring=scoring).fit(X, y)
             self.alpha_ = float(self.estimator_.alpha_)
         else:
             self.estimator_ = Ridge(alpha=1.0).fit(X, y)

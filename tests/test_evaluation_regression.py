@@ -8,6 +8,7 @@ import pytest
 from gtlomics.evaluation import (
     KFoldCV,
     LeaveOneGroupOut,
+    LeaveOneOut,
     baseline_arms,
     evaluate,
     evaluate_regression,
@@ -77,6 +78,20 @@ def test_every_arm_sees_the_same_folds_and_reports_are_written(tmp_path):
     assert "| ridge |" in regression_summary_markdown(result)
     out = write_regression_report(result, tmp_path / "report")
     assert {p.name for p in out.iterdir()} >= {"scores.csv", "predictions.csv", "summary.md"}
+
+
+def test_leave_one_out_summary_shows_no_nan_cells():
+    # One test sample per fold: per-fold R² and Spearman are undefined, shown as "–".
+    X, y = _counts_with_planted_target(10)
+    result = evaluate_regression(
+        regression_arms(["ridge"]), X, y, protocol=LeaveOneOut(), progress=False
+    )
+    markdown = regression_summary_markdown(result)
+    assert "nan" not in markdown
+    ridge_rows = [line for line in markdown.splitlines() if line.startswith("| ridge |")]
+    per_fold, pooled = ridge_rows
+    assert per_fold.count("–") == 2 and "±" in per_fold  # MAE per fold has a spread
+    assert "–" not in pooled
 
 
 def test_neural_arms_need_a_foundation_and_names_are_checked():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone, is_regressor
+from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -15,7 +16,7 @@ from sklearn.preprocessing import FunctionTransformer
 from gtlomics.classifier import GTLClassifier, GTLRegressor
 from gtlomics.classifier.linear_probe import fit_ridge_probe, probe_features
 from gtlomics.foundation import FoundationVersionError
-from gtlomics.linear import InnerCVRidge
+from gtlomics.linear import DEFAULT_ALPHAS, InnerCVRidge
 from gtlomics.nn import EncoderConfig, ExpressionEncoder, GTLModel, RegressionHead, SeedEnsemble
 
 FAST = {"epochs": 3, "batch_size": 8, "random_state": 0}
@@ -181,3 +182,21 @@ def test_regression_head_and_mean_ensemble_shapes():
     torch.testing.assert_close(ensemble(values), expected)
     with pytest.raises(ValueError, match="combine must be one of"):
         SeedEnsemble(members, combine="median")
+
+
+@pytest.mark.parametrize("n_samples", [5, 9])
+def test_inner_cv_ridge_picks_the_alpha_of_least_inner_mean_squared_error(n_samples):
+    # 3 inner folds of 5 samples leave a one-sample test fold, where R² is undefined.
+    rng = np.random.default_rng(n_samples)
+    X = rng.normal(size=(n_samples, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.5, size=n_samples)
+    model = InnerCVRidge(random_state=0).fit(X, y)
+    folds = KFold(3, shuffle=True, random_state=0)
+    mse = {
+        alpha: -cross_val_score(
+            Ridge(alpha=alpha), X, y, cv=folds, scoring="neg_mean_squared_error"
+        ).mean()
+        for alpha in DEFAULT_ALPHAS
+    }
+    assert model.inner_cv_used_
+    assert model.alpha_ == min(mse, key=mse.get)

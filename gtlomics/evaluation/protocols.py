@@ -51,8 +51,6 @@ class _ShuffledKFold:
     """Base of the k-fold protocols; each checks its inputs and splits (reshuffled) in _pairs."""
 
     n_splits: int = 5
-    needs_groups = False
-    varies_with_seed = True
     _title = "{}-fold CV"
 
     @property
@@ -120,7 +118,6 @@ class StratifiedGroupKFoldCV(_ShuffledKFold):
     """
 
     n_splits: int = 4
-    needs_groups = True
     _title = "stratified group {}-fold CV"
 
     def _pairs(self, y: np.ndarray, groups: np.ndarray | None, seed: int) -> Iterator:
@@ -132,9 +129,6 @@ class StratifiedGroupKFoldCV(_ShuffledKFold):
 @dataclass(frozen=True)
 class LeaveOneOut:
     """Each sample is the test set once; metrics are pooled over the out-of-fold predictions."""
-
-    needs_groups = False
-    varies_with_seed = False
 
     @property
     def name(self) -> str:
@@ -161,8 +155,6 @@ class LeaveOneGroupOut:
     """
 
     every_class_in_train: bool = True
-    needs_groups = True
-    varies_with_seed = False
 
     @property
     def name(self) -> str:
@@ -195,8 +187,6 @@ class CrossDataset:
 
     train: str
     test: str
-    needs_groups = True
-    varies_with_seed = False
 
     @property
     def name(self) -> str:

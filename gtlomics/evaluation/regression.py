@@ -18,6 +18,7 @@ import pandas as pd
 from gtlomics.evaluation.arms import Arm
 from gtlomics.evaluation.metrics import REGRESSION_METRICS, score_regression
 from gtlomics.evaluation.protocols import Protocol
+from gtlomics.evaluation.report import format_table, mean_sd_table
 from gtlomics.evaluation.runner import SELECTION_NOTE, TaskKind, run_folds
 
 __all__ = [
@@ -146,24 +147,23 @@ def regression_summary(result: RegressionResult) -> pd.DataFrame:
 
 
 def regression_summary_markdown(result: RegressionResult) -> str:
-    """A markdown table of :func:`regression_summary`, with the protocol and selection note."""
-    table = regression_summary(result)
-    note = SELECTION_NOTE.format("alpha")
-    lines = [
-        f"Protocol: {result.protocol}; seed {result.random_state}. {note}",
-        "",
-        "| arm | R² per fold | MAE per fold | Spearman per fold | pooled R² | pooled MAE "
-        "| pooled Spearman |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in table.itertuples():
-        cells = [
-            f"{getattr(row, m + '_per_fold'):.3f} ± {getattr(row, m + '_per_fold_sd'):.3f}"
-            for m in REGRESSION_METRICS
+    """Markdown: the protocol and selection note, then per-fold and pooled ``mean ± sd`` tables
+    (the classification report's layout)."""
+    n_repeats = result.scores["repeat"].nunique()
+    return "\n".join(
+        [
+            f"Protocol: {result.protocol}; {n_repeats} repeat(s); root seed "
+            f"{result.random_state}. {SELECTION_NOTE.format('alpha')}",
+            "",
+            "Scores per fold (mean ± sd over folds × repeats):",
+            "",
+            format_table(mean_sd_table(result.scores, REGRESSION_METRICS)),
+            "",
+            "Pooled out-of-fold scores (mean ± sd over repeats):",
+            "",
+            format_table(mean_sd_table(pooled_regression_scores(result), REGRESSION_METRICS)),
         ]
-        pooled = [f"{getattr(row, m + '_pooled'):.3f}" for m in REGRESSION_METRICS]
-        lines.append(f"| {row.arm} | " + " | ".join(cells + pooled) + " |")
-    return "\n".join(lines)
+    )
 
 
 def write_regression_report(result: RegressionResult, out: str | Path) -> Path:

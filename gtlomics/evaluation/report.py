@@ -29,6 +29,7 @@ from gtlomics.evaluation.runner import EvaluationResult
 __all__ = [
     "Report",
     "format_table",
+    "mean_sd_table",
     "pooled_table",
     "read_result",
     "summary_markdown",
@@ -43,6 +44,9 @@ _HEADERS = {
     "accuracy": "accuracy",
     "log_loss": "log-loss",
     "fit_seconds": "fit s",
+    "r2": "R²",
+    "mae": "MAE",
+    "spearman": "Spearman",
 }
 
 
@@ -190,18 +194,21 @@ def summary_markdown(
 
 def summary_table(result: EvaluationResult) -> pd.DataFrame:
     """Per-arm ``mean ± sd`` strings of the per-fold metrics and fit time."""
-    table = _mean_sd_table(result.scores, [*METRICS, "fit_seconds"])
+    table = mean_sd_table(result.scores, [*METRICS, "fit_seconds"])
     table.insert(1, "kind", table["arm"].map(result.arm_kinds()))
     return table
 
 
 def pooled_table(result: EvaluationResult) -> pd.DataFrame:
     """Per-arm ``mean ± sd`` over repeats of the pooled out-of-fold metrics."""
-    return _mean_sd_table(pooled_scores(result), METRICS)
+    return mean_sd_table(pooled_scores(result), METRICS)
 
 
-def _mean_sd_table(scores: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """One row per arm (first-seen order): ``mean ± sd`` of each column, headed for people."""
+def mean_sd_table(scores: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """One row per arm (first-seen order): ``mean ± sd`` of each column, headed for people.
+
+    A column with no value for an arm shows "–"; one value (no sd) shows the mean alone.
+    """
     grouped = scores.groupby("arm", sort=False)[list(columns)]
     means, sds = grouped.mean(), grouped.std(ddof=1)
     cells = {
