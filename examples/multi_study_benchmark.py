@@ -285,7 +285,7 @@ def collect(out: Path) -> str:
     for row in table.itertuples():
         lines.append(
             f"| {row.task} | {row.arm} | {row.auroc_per_fold:.3f} ± {row.auroc_per_fold_sd:.3f} "
-            f"| {row.auroc_pooled:.3f} | {row.log_loss_pooled:.3f} | {row.test_proba_sd:.3f} "
+            f"| {row.auroc_pooled:.3f} | {_cell(row.log_loss_pooled)} | {_cell(row.test_proba_sd)} "
             f"| {row.permutation_p:.4f} |"
         )
     means = table.groupby("arm", sort=False)["auroc_per_fold"].mean()
@@ -294,6 +294,11 @@ def collect(out: Path) -> str:
     lines += ["", "GTL against each arm, per-fold AUROC paired over every fold of every task:", ""]
     lines += paired_lines(reports) if "gtl" in table["arm"].to_numpy() else []
     return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    """Three decimals, or "–" for an arm without that number (no probabilities)."""
+    return "–" if pd.isna(value) else f"{value:.3f}"
 
 
 def paired_lines(reports: list[Path], challenger: str = "gtl") -> list[str]:

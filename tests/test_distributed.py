@@ -258,6 +258,27 @@ def _stale_scouts_error(out: Path, rank: int) -> str:
     return "no error"
 
 
+def _stale_pretrain_error(out: Path, rank: int) -> str:
+    """Rank 1 alone finds a pre-training checkpoint another run wrote (a scout file renamed)."""
+    folder = out / f"stale_pretrain{rank}"
+    folder.mkdir()
+    if rank == 1:
+        shutil.copy(out / "checkpoints" / "scouts.rank0of2.pt", folder / "pretrain.world2.pt")
+    dist.barrier()
+    try:
+        pretrain(
+            ExpressionEncoder(CFG, seed=0),
+            _data()[0],
+            config=PRETRAIN,
+            seed=4,
+            checkpoint=CheckpointConfig(folder / "pretrain.pt"),
+            distributed=True,
+        )
+    except (ValueError, RuntimeError) as error:
+        return f"{type(error).__name__}: {error}"
+    return "no error"
+
+
 def _train_from_checkpoints(out: Path, crash: bool) -> dict:
     """Sharded scouts, then DDP pre-training, checkpointed in ``out``; a crash is recorded."""
     values, tasks = _data()
@@ -300,6 +321,7 @@ def _resume_worker(rank: int, world_size: int, out_dir: str, crash: bool, thread
             checkpoint = CheckpointConfig(out / f"node{rank}" / "pretrain.pt")
             result["unshared"] = _pretrain_error(_data()[0], checkpoint)
             result["stale"] = _stale_scouts_error(out, rank)
+            result["stale_pretrain"] = _stale_pretrain_error(out, rank)
         torch.save({**result, "log": log}, out / f"{job}{rank}.pt")
         # gloo can abort (SIGABRT) a process that tears its group down while its peer is
         # still finishing the last collective; meet first (on success only: no hang).
@@ -363,6 +385,13 @@ def test_a_stale_scout_checkpoint_on_one_rank_stops_every_rank(resumed):
     _, _, (rank0, rank1) = resumed
     assert rank1["stale"].startswith("ValueError") and "different settings" in rank1["stale"]
     assert rank0["stale"].startswith("RuntimeError") and "Another rank refused" in rank0["stale"]
+
+
+def test_a_stale_pretraining_checkpoint_on_one_rank_stops_every_rank(resumed):
+    _, _, (rank0, rank1) = resumed
+    assert rank1["stale_pretrain"].startswith("ValueError")
+    assert rank0["stale_pretrain"].startswith("RuntimeError")
+    assert "Another rank refused the pre-training checkpoint" in rank0["stale_pretrain"]
 
 
 def test_one_process_ignores_two_rank_scout_checkpoints_and_refuses_them_renamed(resumed, tmp_path):

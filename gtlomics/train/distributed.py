@@ -20,6 +20,7 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
+from gtlomics.train.checkpoint import load_checkpoint
 from gtlomics.train.config import CheckpointConfig
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "all_reduce_sum",
     "broadcast_from_main",
     "init_distributed",
+    "load_on_every_rank",
     "per_rank_checkpoint",
     "process_group_context",
     "raise_unless_all",
@@ -179,6 +181,26 @@ def all_reduce_sum(tensors: Sequence[torch.Tensor], context: DistributedContext)
     for tensor in tensors:
         tensor.copy_(flat[offset : offset + tensor.numel()].view_as(tensor))
         offset += tensor.numel()
+
+
+def load_on_every_rank(
+    checkpoint: CheckpointConfig | None,
+    fingerprint: str,
+    context: DistributedContext,
+    device: torch.device,
+    refused: str,
+) -> dict | None:
+    """This rank's checkpoint state (None: none to resume from). A file written by another run
+    is refused with ``ValueError`` on this rank and ``RuntimeError(refused)`` on every other
+    rank, so that no rank waits for one that stopped."""
+    refusal, state = None, None
+    try:
+        if checkpoint is not None:
+            state = load_checkpoint(checkpoint.path, fingerprint=fingerprint)
+    except ValueError as error:
+        refusal = error
+    raise_unless_all(refusal, context, device, refused)
+    return state
 
 
 def raise_unless_all(

@@ -27,11 +27,12 @@ from tqdm.auto import tqdm
 
 from gtlomics.corpus import ChunkedCorpus
 from gtlomics.nn import ExpressionEncoder, MaskedExpressionHead, set_dropout_generator
-from gtlomics.train.checkpoint import load_checkpoint, save_checkpoint
+from gtlomics.train.checkpoint import save_checkpoint
 from gtlomics.train.config import CheckpointConfig, PretrainConfig
 from gtlomics.train.distributed import (
     DistributedContext,
     all_reduce_sum,
+    load_on_every_rank,
     per_rank_checkpoint,
     process_group_context,
 )
@@ -153,12 +154,25 @@ def pretrain(
     if context.sharded:
         checkpoint = per_rank_checkpoint(checkpoint, f"world{context.world_size}")
     fingerprint = _fingerprint(config, seed, rows, encoder, context)
-    if checkpoint is not None and (
-        state := load_checkpoint(checkpoint.path, fingerprint=fingerprint)
-    ):
+    refused = (
+        "Another rank refused the pre-training checkpoint (written by a different run): delete "
+        "the pretrain.world*.pt file in the checkpoint folder, or use another folder."
+    )
+    if state := load_on_every_rank(checkpoint, fingerprint, context, rows.device, refused):
         trainer.load_state_dict(state)
     _check_same_step(trainer, context, checkpoint)
-    show = progress and context.is_main
+    try:
+        _train(trainer, checkpoint, fingerprint, progress and context.is_main)
+    finally:
+        rows.close()  # a streamed corpus's open file
+        set_dropout_generator(encoder, None)
+    return PretrainResult(tuple(trainer.history), trainer.head, rows.gene_mean, trainer.step)
+
+
+def _train(
+    trainer: _Pretrainer, checkpoint: CheckpointConfig | None, fingerprint: str, show: bool
+) -> None:
+    """Take every step left, saving to ``checkpoint`` (rank 0) when due and after the last."""
     with tqdm(total=trainer.total_steps, initial=trainer.step, disable=not show) as bar:
         while trainer.step < trainer.total_steps:
             if (record := trainer.advance()) is not None:
@@ -167,12 +181,10 @@ def pretrain(
             last = trainer.step == trainer.total_steps
             if (
                 checkpoint is not None
-                and context.is_main
+                and trainer.context.is_main
                 and (checkpoint.due(trainer.step) or last)
             ):
                 save_checkpoint(checkpoint.path, trainer.state_dict(fingerprint))
-    set_dropout_generator(encoder, None)
-    return PretrainResult(tuple(trainer.history), trainer.head, rows.gene_mean, trainer.step)
 
 
 class _MaskedModel(torch.nn.Module):

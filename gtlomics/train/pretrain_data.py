@@ -79,6 +79,8 @@ class PretrainRows(Protocol):
 
     def signature(self) -> str: ...
 
+    def close(self) -> None: ...
+
 
 def draw_mask(rng: np.random.Generator, present: torch.Tensor, fraction: float) -> torch.Tensor:
     """Mask each present entry with probability ``fraction`` (absent ones have no target)."""
@@ -117,6 +119,7 @@ class TensorRows:
         rows = torch.as_tensor(holdout_rows, device=self.device, dtype=torch.long)
         mask = draw_mask(child_rng(seed, HOLDOUT_MASK), self.present[rows], config.mask_fraction)
         self.holdout = Holdout(self.values[rows], self.present[rows], mask)
+        self._order: tuple[int, np.ndarray] | None = None  # (epoch, its shuffled rows)
 
     def _statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
         train = torch.as_tensor(self.train_rows, device=self.device, dtype=torch.long)
@@ -127,10 +130,11 @@ class TensorRows:
         return mean, (sq_dev / n_present).sqrt().clamp(min=MIN_GENE_STD)
 
     def batch(self, epoch: int, index: int) -> Batch:
-        """Batch ``index`` of a seeded permutation of the training rows."""
-        order = self.train_rows[
-            child_rng(self.seed, EPOCH, epoch).permutation(len(self.train_rows))
-        ]
+        """Batch ``index`` of a seeded permutation of the training rows (drawn once an epoch)."""
+        if self._order is None or self._order[0] != epoch:
+            shuffle = child_rng(self.seed, EPOCH, epoch).permutation(len(self.train_rows))
+            self._order = (epoch, self.train_rows[shuffle])
+        order = self._order[1]
         size = self.config.batch_size
         rows = torch.as_tensor(order[index * size : (index + 1) * size], device=self.device)
         return Batch((epoch, index), self.values[rows], self.present[rows])
@@ -138,6 +142,9 @@ class TensorRows:
     def signature(self) -> str:
         """The data's shape and checksum."""
         return self.checksum
+
+    def close(self) -> None:
+        """Nothing to release (the rows are in memory)."""
 
 
 class StreamedRows:
@@ -157,7 +164,7 @@ class StreamedRows:
         self.gene_mean, self.gene_std, self.holdout = self._statistics()
         self.chunk_starts = self._chunk_step_offsets()
         self.steps_per_epoch = int(self.chunk_starts[-1])
-        self._stream: Iterator[tuple[int, CorpusChunk]] | None = None
+        self._stream: Iterator[CorpusChunk] | None = None
         self._stream_epoch, self._next_index, self._loaded = -1, 0, None
 
     def _statistics(self) -> tuple[torch.Tensor, torch.Tensor, Holdout]:
@@ -191,7 +198,8 @@ class StreamedRows:
         if self._loaded is not None and self._loaded[:2] == (epoch, index):
             return self._loaded[2:]
         if self._stream is None or self._stream_epoch != epoch or self._next_index > index:
-            self._stream = enumerate(self.corpus.chunks())
+            self.close()
+            self._stream = self.corpus.chunks()
             self._stream_epoch, self._next_index = epoch, 0
         chunk = self._next_chunk(index)
         held, present = _chunk_masks(chunk, self.held)
@@ -206,15 +214,20 @@ class StreamedRows:
         return self._loaded[2:]
 
     def _next_chunk(self, index: int) -> CorpusChunk:
-        for position, chunk in self._stream:
-            self._next_index = position + 1
-            if position == index:
+        for chunk in self._stream:
+            self._next_index += 1
+            if self._next_index - 1 == index:
                 return chunk
         raise IndexError(f"The corpus has no chunk {index}; it changed while training.")
 
     def signature(self) -> str:
         """The corpus's signature and the held-out cap."""
         return f"{self.corpus.signature()}|max_holdout={self.max_holdout}"
+
+    def close(self) -> None:
+        """Close the file a pass left open (the chunk stream stops at the last step)."""
+        getattr(self._stream, "close", lambda: None)()
+        self._stream = None
 
 
 @dataclass(frozen=True)
@@ -258,17 +271,22 @@ def _presence(present, values: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(present, dtype=torch.bool).to(values.device).expand(values.shape)
 
 
+def _n_holdout(n_samples: int, fraction: float, cap: int | None = None) -> int:
+    """Held-out rows: ``fraction`` of them (at most ``cap``), at least one and never all."""
+    if fraction <= 0:
+        return 0
+    n_holdout = min(round(n_samples * fraction), n_samples - 1, *([] if cap is None else [cap]))
+    return max(n_holdout, 1) if n_samples > 1 else n_holdout
+
+
 def _split_rows(n_samples: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = child_rng(seed, SPLIT).permutation(n_samples)
-    n_holdout = min(round(n_samples * fraction), n_samples - 1) if fraction > 0 else 0
-    n_holdout = max(n_holdout, 1) if fraction > 0 and n_samples > 1 else n_holdout
+    n_holdout = _n_holdout(n_samples, fraction)
     return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
 
 
 def _holdout_rows(n_samples: int, fraction: float, cap: int, seed: int) -> np.ndarray:
-    n_holdout = min(round(n_samples * fraction), cap, n_samples - 1) if fraction > 0 else 0
-    if fraction > 0 and n_samples > 1:
-        n_holdout = max(n_holdout, 1)
+    n_holdout = _n_holdout(n_samples, fraction, cap)
     return np.sort(child_rng(seed, SPLIT).choice(n_samples, size=n_holdout, replace=False))
 
 

@@ -23,14 +23,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gtlomics.nn import ExpressionEncoder
-from gtlomics.train.checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from gtlomics.train.checkpoint import run_fingerprint, save_checkpoint
 from gtlomics.train.config import CheckpointConfig, ScoutConfig
 from gtlomics.train.distributed import (
     DistributedContext,
     all_reduce_sum,
+    load_on_every_rank,
     per_rank_checkpoint,
     process_group_context,
-    raise_unless_all,
     shard_scouts,
 )
 from gtlomics.train.guides import GuideValues
@@ -286,21 +286,13 @@ def _resume(
 ) -> None:
     """Load ``checkpoint`` into ``run`` when it exists; a file another run wrote is refused, on
     every rank when any rank refuses its own."""
-    refusal: Exception | None = None
-    try:
-        if checkpoint is not None and (
-            state := load_checkpoint(checkpoint.path, fingerprint=fingerprint)
-        ):
-            run.load_state_dict(state)
-    except ValueError as error:
-        refusal = error
-    raise_unless_all(
-        refusal,
-        context,
-        run.values.device,
+    refused = (
         "Another rank refused its scout checkpoint (written by a different run): delete the "
-        "scouts.rank*of*.pt files in the checkpoint folder, or use another folder.",
+        "scouts.rank*of*.pt files in the checkpoint folder, or use another folder."
     )
+    state = load_on_every_rank(checkpoint, fingerprint, context, run.values.device, refused)
+    if state:
+        run.load_state_dict(state)
 
 
 def _drive(
