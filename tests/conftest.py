@@ -38,10 +38,14 @@ def _session_torch_threads():
 
 @pytest.fixture(autouse=True)
 def _private_caches(monkeypatch, tmp_path_factory):
-    """Give every test its own cache folder (never the user's) and no auto foundation in memory."""
+    """Give every test its own cache folders (never the user's: no default foundation from
+    ``~/.cache`` or ``$GTLOMICS_FOUNDATION``) and no auto foundation in memory."""
     from gtlomics.foundation import auto
+    from gtlomics.foundation.default import ENV_VAR
 
     monkeypatch.setenv(auto.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
+    monkeypatch.delenv(ENV_VAR, raising=False)
     auto.clear_memory_cache()
 
 

@@ -305,7 +305,7 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
         """
         check_is_fitted(self)
         values, present = self._prepared_inputs(X)
-        targets = self._explained_classes(X, target, len(values))
+        targets = self._explained_classes(values, present, target)
         attributions, delta = integrated_gradients(
             self.model_,
             values,
@@ -329,17 +329,19 @@ class GTLClassifier(ClassifierMixin, GTLEstimatorCore):
             write_attributions(X, result, key_added)
         return result
 
-    def _explained_classes(self, X: Any, target: Any, n_samples: int) -> np.ndarray:
+    def _explained_classes(
+        self, values: torch.Tensor, present: torch.Tensor, target: Any
+    ) -> np.ndarray:
         """Class index per sample: ``target``'s, or the class :meth:`predict` gives when None."""
         if target is None:
-            return np.argmax(self._outputs(X), axis=1)
+            return np.argmax(self.fitted_.outputs(values, present), axis=1)
         matches = np.flatnonzero(self.classes_ == target)
         if matches.size == 0:
             raise ValueError(
                 f"target={target!r} is not one of the classes {list(self.classes_)}; pass one "
                 "of those, or target=None to explain each sample's predicted class."
             )
-        return np.full(n_samples, matches[0])
+        return np.full(len(values), matches[0])
 
 
 def _sample_ids(X: Any, n_samples: int) -> tuple[str, ...]:

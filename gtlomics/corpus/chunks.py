@@ -89,8 +89,12 @@ def read_rows(corpus: ChunkedCorpus, rows: np.ndarray) -> np.ndarray:
     if np.any(np.diff(rows) <= 0):
         raise ValueError("rows must be sorted and unique; pass np.unique(rows).")
     out = np.empty((len(rows), corpus.n_genes), dtype=np.float32)
-    for chunk in corpus.chunks():
+    chunks = corpus.chunks()
+    for chunk in chunks:
         stop = chunk.start + chunk.values.shape[0]
         lo, hi = np.searchsorted(rows, [chunk.start, stop])
         out[lo:hi] = chunk.values[rows[lo:hi] - chunk.start]
+        if hi == len(rows):  # the last wanted row is read: stop (and close the file)
+            break
+    getattr(chunks, "close", lambda: None)()
     return out

@@ -22,6 +22,7 @@ from gtlomics.expression import ExpressionTable, ReadSettings, read_expression
 __all__ = [
     "MIN_CORPUS_SAMPLES",
     "H5adLayout",
+    "check_n_samples",
     "h5ad_n_rows",
     "inspect_h5ad",
     "iter_h5ad_tables",
@@ -78,12 +79,17 @@ def inspect_h5ad(path: str | os.PathLike, reading: ReadSettings) -> H5adLayout:
         shape = _matrix_shape(_matrix(handle, reading.layer, file), reading.layer, file)
         _gene_ids(handle, reading.gene_column, file)
         synthetic = "uns" in handle and "synthetic" in handle["uns"]
-    if shape[0] < MIN_CORPUS_SAMPLES:
+    check_n_samples(shape[0], str(file))
+    return H5adLayout(file, int(shape[0]), int(shape[1]), bool(synthetic), reading)
+
+
+def check_n_samples(n_samples: int, what: str) -> None:
+    """Refuse a corpus (named ``what``) of fewer than :data:`MIN_CORPUS_SAMPLES` samples."""
+    if n_samples < MIN_CORPUS_SAMPLES:
         raise ValueError(
-            f"{file} has {shape[0]} samples; a foundation needs at least {MIN_CORPUS_SAMPLES} "
+            f"{what} has {n_samples} samples; a foundation needs at least {MIN_CORPUS_SAMPLES} "
             "(pre-training holds some out and cousin tasks cluster them). Add unlabelled samples."
         )
-    return H5adLayout(file, int(shape[0]), int(shape[1]), bool(synthetic), reading)
 
 
 def h5ad_n_rows(path: str | os.PathLike, layer: str | None = None) -> int:

@@ -27,6 +27,7 @@ from gtlomics.corpus.chunks import ArrayCorpus, ChunkedCorpus
 from gtlomics.corpus.h5ad import (
     MIN_CORPUS_SAMPLES,
     H5adLayout,
+    check_n_samples,
     inspect_h5ad,
     read_h5ad_obs_column,
     read_h5ad_rows,
@@ -57,7 +58,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CorpusSizes:
-    """Row counts that bound a build's memory (recorded in a streamed foundation's provenance).
+    """Row counts that bound a build's memory.
+
+    A foundation's provenance records ``n_subsample`` (it changes the cousin tasks of any corpus
+    larger than it), and all four for a streamed corpus.
 
     Parameters
     ----------
@@ -170,7 +174,7 @@ class InMemorySource:
         else:
             table = read_expression(corpus, layer=reading.layer, gene_column=reading.gene_column)
         check_values(table.values, table.sample_ids, table.gene_ids)  # errors name the sample
-        _check_n_samples(table.shape[0], "The corpus")
+        check_n_samples(table.shape[0], "The corpus")
         uns = getattr(corpus, "uns", None)
         synthetic = bool(uns is not None and "synthetic" in uns)
         return cls(table, _obs_batches(corpus, batch_key, table.shape[0]), synthetic)
@@ -295,14 +299,6 @@ def _obs_batches(corpus: Any, batch_key: str | None, n_samples: int) -> np.ndarr
     if len(batches) != n_samples:
         raise ValueError(f"obs[{batch_key!r}] has {len(batches)} rows for {n_samples} samples.")
     return batches
-
-
-def _check_n_samples(n_samples: int, what: str) -> None:
-    if n_samples < MIN_CORPUS_SAMPLES:
-        raise ValueError(
-            f"{what} has {n_samples} samples; a foundation needs at least {MIN_CORPUS_SAMPLES} "
-            "(pre-training holds some out and cousin tasks cluster them). Add unlabelled samples."
-        )
 
 
 def _check_count(name: str, value: Any, least: int) -> None:

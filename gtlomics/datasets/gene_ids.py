@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
@@ -82,8 +84,9 @@ def map_gene_ids(
 
 
 @functools.lru_cache(maxsize=6)
-def _lookup(path: str, column: str, expected: str) -> dict[str, str]:
-    """``column`` → Ensembl id, for the ids of ``path`` that link to exactly one Ensembl gene."""
+def _lookup(path: str, column: str, expected: str) -> Mapping[str, str]:
+    """``column`` → Ensembl id, for the ids of ``path`` that link to exactly one Ensembl gene
+    (read-only: the cache shares it between calls)."""
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = {"ensembl_id", column} - set(table.columns)
     if missing:
@@ -92,7 +95,7 @@ def _lookup(path: str, column: str, expected: str) -> dict[str, str]:
     links = links.drop_duplicates()
     counts = links[column].value_counts()
     unique = links[links[column].isin(counts.index[counts == 1])]
-    return dict(zip(unique[column], unique["ensembl_id"], strict=True))
+    return MappingProxyType(dict(zip(unique[column], unique["ensembl_id"], strict=True)))
 
 
 def harmonize_to_ensembl(

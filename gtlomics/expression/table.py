@@ -74,7 +74,7 @@ def read_expression(
     -------
     ExpressionTable
         The values unchanged (a backed AnnData is read into memory; use
-        :func:`~gtlomics.expression.iter_prepared_chunks` for bounded memory).
+        :func:`~gtlomics.corpus.iter_prepared_chunks` for bounded memory).
 
     Examples
     --------

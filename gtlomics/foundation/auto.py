@@ -61,7 +61,8 @@ _KEY_SCHEMA = 1  # bump when what a build produces changes without a version bum
 #: Sizes of an auto build: fewer tokens (256 genes), one encoder layer and 8 scouts of 16 steps
 #: instead of the "small" preset with ``n_genes=2048``. Measured on OSD-758 (35 samples × 56,748
 #: genes), a first ``GTLClassifier().fit`` with empty foundation and numba caches took 26-34 s
-#: wall (32-38 s of CPU) on 2 cores at load 1.4, and 82 s (55 s of CPU) at load 6-8; the "small"
+#: wall (32-38 s of CPU) on 2 cores at load 1.4, and 82 s (55 s of CPU) at load 6-8
+#: (``benchmarks/bench_first_fit.py``, BENCHMARKS.md §7); the "small"
 #: preset at 2,048 tokens had not finished after 15 minutes. The token count also sets the cost
 #: of every later fine-tuning.
 AUTO_PRESET = FoundationPreset(
@@ -157,7 +158,8 @@ def auto_foundation_key(
 
 
 def _value_blocks(matrix: Any, rows_per_block: int = 256) -> Iterator[bytes]:
-    """The matrix's values as float64 bytes, a block of rows at a time (no full-size copy)."""
+    """The matrix's values as float64 bytes: a dense matrix a block of rows at a time (no
+    full-size copy); a sparse one as one canonical float64 CSR copy (its non-zeros only)."""
     if sp.issparse(matrix):
         csr = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
         csr.sum_duplicates()  # canonical: sorted indices, no duplicates

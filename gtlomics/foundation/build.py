@@ -198,10 +198,7 @@ def build_foundation(
         # Cousin tasks need only the corpus: drawn first, a corpus they cannot use (identical
         # samples, too few clusters) fails in seconds, not after hours of pre-training.
         with timed_phase("tasks"):
-            cousins = broadcast_from_main(
-                lambda: _draw_cousin_tasks(prepared.chunks, plan, sizes, task_seed, context),
-                context,
-            )
+            cousins = _shared_cousin_tasks(prepared.chunks, plan, sizes, task_seed, context)
     preprocessing = replace(preprocessing, input_scale=prepared.input_scale)
     if batch_key is not None:
         plan = replace(plan, pretrain=replace(plan.pretrain, standardize_inputs=False))
@@ -222,11 +219,11 @@ def build_foundation(
             distributed=context.sharded,
         )
     head = ClassificationHead(enc_config.d_model, 2, seed=head_seed)
-    values = (
-        cousins.values if cousins.values is not None else read_rows(prepared.chunks, cousins.rows)
-    )
-    logger.info("Training %d scouts on %d rows.", len(cousins.tasks), len(values))
+    logger.info("Training %d scouts on %d rows.", len(cousins.tasks), len(cousins.rows))
     with timed_phase("scouts"):
+        values = cousins.values
+        if values is None:  # a rank other than 0 under torchrun reads its copy of the rows
+            values = read_rows(prepared.chunks, cousins.rows)
         result = train_scouts(
             model,
             head,
@@ -240,6 +237,7 @@ def build_foundation(
             distributed=context.sharded,
         )
     build_config = {**_build_record(plan, enc_config, context), "batch_key": batch_key}
+    build_config["n_subsample"] = sizes.n_subsample  # bounds the clustered rows of any corpus
     if source.streamed:
         build_config["streaming"] = sizes.to_dict()
     provenance = Provenance(
@@ -265,19 +263,35 @@ def build_foundation(
 @dataclass(frozen=True)
 class _CousinDraw:
     """The cousin tasks rank 0 drew: the subsample's corpus rows, the tasks indexing them, and
-    (in one process) the subsample's values; other ranks read the rows themselves."""
+    the subsample's values (None on the other ranks of a torchrun job: not broadcast)."""
 
     rows: np.ndarray
     tasks: list
     values: np.ndarray | None
 
 
-def _draw_cousin_tasks(
+def _shared_cousin_tasks(
     chunks: ChunkedCorpus,
     plan: FoundationPreset,
     sizes: CorpusSizes,
     seed: int,
     context: DistributedContext,
+) -> _CousinDraw:
+    """Rank 0 draws the cousin tasks and keeps their values; every other rank receives the rows
+    and tasks only (the values are large and each rank can read them itself)."""
+    drawn = None
+
+    def draw() -> _CousinDraw:
+        nonlocal drawn
+        drawn = _draw_cousin_tasks(chunks, plan, sizes, seed)
+        return replace(drawn, values=None)
+
+    shared = broadcast_from_main(draw, context)
+    return drawn if drawn is not None else shared
+
+
+def _draw_cousin_tasks(
+    chunks: ChunkedCorpus, plan: FoundationPreset, sizes: CorpusSizes, seed: int
 ) -> _CousinDraw:
     n_rows = min(sizes.n_subsample, chunks.n_samples)
     generator = plan.task_generator(n_rows, seed)
@@ -294,8 +308,7 @@ def _draw_cousin_tasks(
         generator.n_pca_,
         generator.n_components_,
     )
-    values = None if context.sharded else cousins.values_
-    return _CousinDraw(cousins.rows_, list(cousins.tasks_), values)
+    return _CousinDraw(cousins.rows_, list(cousins.tasks_), cousins.values_)
 
 
 def _context(device: str | torch.device, distributed: bool) -> DistributedContext:
